@@ -38,12 +38,12 @@ def intrinsics_matrix(
     fx: float, fy: float, cx: float, cy: float, *, dtype=torch.float32, device=None
 ) -> torch.Tensor:
     """(3, 3) pinhole intrinsics."""
-    return torch.tensor(
-        [[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype, device=device
-    )
+    return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
 
 
-def crop_intrinsics(crop_size: int = CROP_SIZE, *, dtype=torch.float32, device=None) -> torch.Tensor:
+def crop_intrinsics(
+    crop_size: int = CROP_SIZE, *, dtype=torch.float32, device=None
+) -> torch.Tensor:
     """(3, 3) intrinsics of the virtual crop camera (principal point at the crop centre)."""
     centre = (crop_size - 1) / 2.0
     focal = CROP_FOCAL * crop_size / CROP_SIZE

@@ -96,10 +96,14 @@ def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
     r21_p12 = m[..., 2, 1] + m[..., 1, 2]
     quats = torch.stack(
         (
-            torch.stack((roots[..., 0] ** 2, r21_m12, r02_m20, r10_m01), -1) / (2 * roots[..., 0:1]),
-            torch.stack((r21_m12, roots[..., 1] ** 2, r10_p01, r02_p20), -1) / (2 * roots[..., 1:2]),
-            torch.stack((r02_m20, r10_p01, roots[..., 2] ** 2, r21_p12), -1) / (2 * roots[..., 2:3]),
-            torch.stack((r10_m01, r02_p20, r21_p12, roots[..., 3] ** 2), -1) / (2 * roots[..., 3:4]),
+            torch.stack((roots[..., 0] ** 2, r21_m12, r02_m20, r10_m01), -1)
+            / (2 * roots[..., 0:1]),
+            torch.stack((r21_m12, roots[..., 1] ** 2, r10_p01, r02_p20), -1)
+            / (2 * roots[..., 1:2]),
+            torch.stack((r02_m20, r10_p01, roots[..., 2] ** 2, r21_p12), -1)
+            / (2 * roots[..., 2:3]),
+            torch.stack((r10_m01, r02_p20, r21_p12, roots[..., 3] ** 2), -1)
+            / (2 * roots[..., 3:4]),
         ),
         dim=-2,
     )

@@ -57,7 +57,8 @@ class HandModelData:
             "v_template": self.v_template.shape == (v, 3),
             "faces": self.faces.ndim == 2 and self.faces.shape[1] == 3,
             "shapedirs": self.shapedirs.shape == (v, 3, NUM_SHAPE),
-            "posedirs": self.posedirs is None or self.posedirs.shape == (v, 3, (NUM_JOINTS - 1) * 9),
+            "posedirs": self.posedirs is None
+            or self.posedirs.shape == (v, 3, (NUM_JOINTS - 1) * 9),
             "j_regressor": self.j_regressor.shape == (NUM_JOINTS, v),
             "skinning_weights": self.skinning_weights.shape == (v, NUM_JOINTS),
             "parents": tuple(int(p) for p in self.parents) == JOINT_PARENTS,
@@ -69,7 +70,9 @@ class HandModelData:
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"HandModelData {self.name!r}: bad shape or value for {', '.join(bad)}")
+            raise ValueError(
+                f"HandModelData {self.name!r}: bad shape or value for {', '.join(bad)}"
+            )
         if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= v):
             raise ValueError(f"HandModelData {self.name!r}: face index out of range [0, {v})")
 

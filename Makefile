@@ -1,0 +1,39 @@
+# hand_mesh_ros -- set-up, demo, tests and benchmarks on a plain machine (no ROS install needed).
+# Every target creates the virtual environment it needs (.venv) from requirements.txt.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+OUT ?= out
+
+.PHONY: demo test lint bench fit-eval docs-renders clean
+
+$(STAMP): requirements.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Main job on an embedded default input (no camera, no downloads).
+demo: $(STAMP)
+	$(BIN)/python -m hand_mesh_ros.demo --out $(OUT)/demo
+
+# The test suite (what CI runs): lint, then pytest.
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q test
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Benchmarks print numbers; they are recorded in docs/, never asserted in tests.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_core.py
+
+# Test-time refinement measurement (docs/refinement.md).
+fit-eval: $(STAMP)
+	$(BIN)/python benchmarks/eval_refinement.py --out docs/refinement
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""A square region of interest around a hand, and the camera that renders only that region.
+
+Refinement renders silhouettes at a small fixed size (e.g. 64 px) of the hand's region rather
+than of the whole image, so its cost does not grow with the camera resolution. The region is
+the paper's normalisation box: centred on the keypoints' 2D bounding box, side
+ROI_SCALE * max(width, height) (DHPE Sec. 3.3: "1.5 times the maximum of height and width of
+the tight 2D hand bounding box").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+ROI_SCALE = 1.5
+MIN_ROI_SIDE = 8.0  # pixels; guards against collapsed keypoints
+
+
+@dataclass(frozen=True)
+class HandRoi:
+    """centre (B,2) pixels, side (B,) pixels, size: the render size in pixels (square)."""
+
+    centre: torch.Tensor
+    side: torch.Tensor
+    size: int
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """(B,) render pixels per image pixel."""
+        return self.size / self.side
+
+    def intrinsics(self, K: torch.Tensor) -> torch.Tensor:
+        """(B,3,3) intrinsics that map the region onto a size x size image.
+
+        Pixel centres are at integers: image u maps to (u - left + 0.5) * scale - 0.5.
+        """
+        b = self.centre.shape[0]
+        k = K.expand(b, 3, 3) if K.dim() == 2 else K
+        left_top = self.centre - self.side[:, None] / 2.0
+        s = self.scale
+        out = k.clone()
+        out[:, 0, :] = k[:, 0, :] * s[:, None]
+        out[:, 1, :] = k[:, 1, :] * s[:, None]
+        shift = -left_top * s[:, None] + 0.5 * s[:, None] - 0.5  # (B,2)
+        out[:, 0, 2] = out[:, 0, 2] + shift[:, 0]
+        out[:, 1, 2] = out[:, 1, 2] + shift[:, 1]
+        return out
+
+    def to_roi_pixels(self, points: torch.Tensor) -> torch.Tensor:
+        """(B,N,2) image pixels -> (B,N,2) render pixels."""
+        left_top = self.centre - self.side[:, None] / 2.0
+        s = self.scale[:, None, None]
+        return (points - left_top[:, None, :] + 0.5) * s - 0.5
+
+    def crop_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Resample full-image masks (B,H,W) in [0,1] onto the region -> (B,size,size).
+
+        Bilinear sampling at the render pixel centres; area outside the image reads 0.
+        """
+        b, h, w = mask.shape
+        n = self.size
+        grid_1d = (torch.arange(n, dtype=mask.dtype, device=mask.device) + 0.5) / n - 0.5
+        left = self.centre[:, 0:1] + grid_1d[None, :] * self.side[:, None]  # (B,n) image u
+        top = self.centre[:, 1:2] + grid_1d[None, :] * self.side[:, None]  # (B,n) image v
+        gx = (2.0 * left + 1.0) / w - 1.0  # align_corners=False normalisation
+        gy = (2.0 * top + 1.0) / h - 1.0
+        grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+        sampled = F.grid_sample(
+            mask[:, None].to(grid.dtype),
+            grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
+        )
+        return sampled[:, 0]
+
+
+def hand_roi(keypoints2d: torch.Tensor, size: int, weights: torch.Tensor | None = None) -> HandRoi:
+    """Region around keypoints (B,K,2) pixels; weights (B,K) > 0 marks the points to use."""
+    if weights is None:
+        weights = torch.ones_like(keypoints2d[..., 0])
+    valid = weights > 0
+    big = torch.finfo(keypoints2d.dtype).max
+    lo = torch.where(valid[..., None], keypoints2d, torch.full_like(keypoints2d, big)).amin(1)
+    hi = torch.where(valid[..., None], keypoints2d, torch.full_like(keypoints2d, -big)).amax(1)
+    centre = (lo + hi) / 2.0
+    side = ((hi - lo).amax(-1) * ROI_SCALE).clamp_min(MIN_ROI_SIDE)
+    return HandRoi(centre=centre, side=side, size=size)

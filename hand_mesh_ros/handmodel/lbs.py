@@ -1,0 +1,145 @@
+"""Linear blend skinning with MANO/SMPL semantics, as pure torch functions.
+
+Conventions (shape glossary in ``topology.py``):
+    - pose: one axis-angle vector (radians) per kinematic joint, relative to the parent,
+      expressed in the axes of the canonical (model) frame; there are no per-joint rest
+      rotations, so the rest pose is all zeros.
+    - joint 0 is the root; its rotation is the global orientation and turns the whole hand
+      about the root joint's rest position. Translation is added by the caller.
+    - pose correctives (optional) are linear in the 135 entries of ``R_j - I`` of the 15
+      non-root joints (row-major 3x3, joints 1..15 in order), as in MANO.
+    - transforms are 4x4 homogeneous matrices acting on column vectors.
+Units follow the inputs (metres for the hand models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from hand_mesh_ros.rotations import axis_angle_to_matrix
+
+
+def blend_shapes(betas: torch.Tensor, shapedirs: torch.Tensor) -> torch.Tensor:
+    """Linear shape offsets.
+
+    Args:
+        betas: (B, S) shape coefficients.
+        shapedirs: (V, 3, S) offset per unit coefficient.
+    Returns:
+        (B, V, 3) vertex offsets.
+    """
+    if betas.shape[-1] != shapedirs.shape[-1]:
+        raise ValueError(
+            f"betas has {betas.shape[-1]} coefficients, shapedirs {shapedirs.shape[-1]}"
+        )
+    return torch.einsum("bs,vcs->bvc", betas, shapedirs)
+
+
+def vertices_to_joints(j_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+    """Regress joints. j_regressor: (J, V), vertices: (B, V, 3) -> (B, J, 3)."""
+    return torch.einsum("jv,bvc->bjc", j_regressor, vertices)
+
+
+def _homogeneous(rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation and (..., 3) translation -> (..., 4, 4)."""
+    top = torch.cat((rot, trans[..., None]), dim=-1)
+    bottom = torch.zeros_like(top[..., :1, :])
+    bottom[..., 0, 3] = 1.0
+    return torch.cat((top, bottom), dim=-2)
+
+
+def batch_rigid_transform(
+    rot_mats: torch.Tensor, joints: torch.Tensor, parents: Sequence[int] | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pose a kinematic tree.
+
+    Args:
+        rot_mats: (B, J, 3, 3) rotation of each joint relative to its parent.
+        joints: (B, J, 3) rest-pose joint positions.
+        parents: (J,) parent index per joint, -1 for the root; parents precede children.
+    Returns:
+        posed_joints: (B, J, 3) joint positions after posing.
+        rel_transforms: (B, J, 4, 4) transforms taking a rest-pose point rigidly attached to
+            joint j to its posed position (world transform times the inverse rest placement).
+    """
+    parents = [int(p) for p in parents]
+    if rot_mats.shape[-3] != len(parents) or joints.shape[-2] != len(parents):
+        raise ValueError("rot_mats, joints and parents disagree on the number of joints")
+    rel_joints = joints.clone()
+    for j, p in enumerate(parents):
+        if p >= 0:
+            rel_joints[:, j] = joints[:, j] - joints[:, p]
+    local = _homogeneous(rot_mats, rel_joints)  # (B, J, 4, 4): child in parent's frame
+    world: list[torch.Tensor] = []
+    for j, p in enumerate(parents):
+        if p >= j:
+            raise ValueError(f"parent {p} of joint {j} must precede it")
+        world.append(local[:, j] if p < 0 else world[p] @ local[:, j])
+    world_t = torch.stack(world, dim=1)
+    posed_joints = world_t[..., :3, 3]
+    # Undo the rest placement: A_j = G_j @ [[I, -t_j], [0, 1]].
+    shift = torch.einsum("bjrc,bjc->bjr", world_t[..., :3, :3], joints)
+    rel = world_t.clone()
+    rel[..., :3, 3] = posed_joints - shift
+    return posed_joints, rel
+
+
+def pose_feature(rot_mats: torch.Tensor) -> torch.Tensor:
+    """(B, J, 3, 3) -> (B, 9 (J - 1)) entries of R_j - I for the non-root joints."""
+    eye = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+    return (rot_mats[:, 1:] - eye).flatten(1)
+
+
+def skin_vertices(
+    vertices: torch.Tensor, weights: torch.Tensor, rel_transforms: torch.Tensor
+) -> torch.Tensor:
+    """Blend per-joint transforms and apply them.
+
+    vertices (B, V, 3), weights (V, J), rel_transforms (B, J, 4, 4) -> (B, V, 3).
+    """
+    blended = torch.einsum("vj,bjrc->bvrc", weights, rel_transforms)
+    rotated = torch.einsum("bvrc,bvc->bvr", blended[..., :3, :3], vertices)
+    return rotated + blended[..., :3, 3]
+
+
+def lbs(
+    betas: torch.Tensor,
+    full_pose: torch.Tensor,
+    v_template: torch.Tensor,
+    shapedirs: torch.Tensor,
+    posedirs: torch.Tensor | None,
+    j_regressor: torch.Tensor,
+    parents: Sequence[int] | torch.Tensor,
+    skinning_weights: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shape, pose and skin a template.
+
+    Args:
+        betas: (B, S) shape coefficients.
+        full_pose: (B, J * 3) axis-angle, joint 0 (global orientation) first, radians.
+        v_template: (V, 3) rest vertices.
+        shapedirs: (V, 3, S).
+        posedirs: (V, 3, 9 (J - 1)) pose correctives or None.
+        j_regressor: (J, V).
+        parents: (J,) parent indices.
+        skinning_weights: (V, J), rows sum to 1.
+    Returns:
+        vertices: (B, V, 3) posed vertices (no translation).
+        joints: (B, J, 3) posed joints (no translation).
+    """
+    batch = betas.shape[0]
+    num_joints = j_regressor.shape[0]
+    if full_pose.shape != (batch, num_joints * 3):
+        raise ValueError(
+            f"full_pose must be ({batch}, {num_joints * 3}), got {tuple(full_pose.shape)}"
+        )
+    v_shaped = v_template + blend_shapes(betas, shapedirs)
+    rest_joints = vertices_to_joints(j_regressor, v_shaped)
+    rot_mats = axis_angle_to_matrix(full_pose.view(batch, num_joints, 3))
+    v_posed = v_shaped
+    if posedirs is not None:
+        v_posed = v_shaped + torch.einsum("bp,vcp->bvc", pose_feature(rot_mats), posedirs)
+    joints, rel = batch_rigid_transform(rot_mats, rest_joints, parents)
+    return skin_vertices(v_posed, skinning_weights, rel), joints
