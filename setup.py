@@ -20,5 +20,5 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
     ],
     install_requires=["torch", "numpy<2", "opencv-python-headless", "scipy"],
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["hand-mesh = hand_mesh_ros.cli:main"]},
 )

@@ -95,7 +95,7 @@ def bench_refinement(model, device: str, repeats: int) -> dict[str, float]:
     init = align_to_keypoints(model, target, K, pose=pose)
     iterations = 10
     for size in (64, 128):
-        cfg = RefineConfig(iterations=iterations, render_size=size, rel_tol=0.0)
+        cfg = RefineConfig(iterations=iterations, render_size=size, rel_tol=0.0, abs_tol=0.0)
         ms = timed(
             lambda cfg=cfg: refine(model, init, K, target, prior=prior, config=cfg),
             device,

@@ -91,7 +91,7 @@ def accuracy(model, prior, n: int, generator) -> dict:
 def warm_start(model, prior, frames: int, generator) -> dict:
     K = camera()
     truth = sample_scene_params(model, prior, 1, K, IMAGE_SIZE, generator=generator)
-    no_early_stop = RefineConfig(rel_tol=0.0)
+    no_early_stop = RefineConfig(rel_tol=0.0, abs_tol=0.0)
     needed, cold_losses, warm_final = [], [], []
     previous = None
     for _ in range(frames):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_close
-from test_mano_loader import synthetic_mano_arrays
+from synthetic_mano import synthetic_mano_arrays
 
 from hand_mesh_ros.handmodel.data import HandModelData
 from hand_mesh_ros.handmodel.mano_loader import MANO_FINGERTIP_VERTEX_IDS, to_array
@@ -254,3 +254,14 @@ def test_sampled_fingertips_stay_out_of_the_palm(right_data):
     along = tips @ (distal / palm_length)
     inside = ((tips @ volar).abs() < 0.01) & (along > 0) & (along < palm_length)
     assert inside.double().mean() < 0.01
+
+
+def test_clamp_projects_into_the_limits_and_keeps_inside_poses():
+    model = HandModel(HandModelData.load_npz(OPEN_HAND_ASSET), dtype=torch.float64)
+    prior = PosePrior.from_model(model)
+    inside = prior.sample(8, generator=torch.Generator().manual_seed(1))
+    assert_close(prior.clamp(inside), inside, atol=1e-12)
+    wild = 3.0 * torch.randn(8, 45, dtype=torch.float64)
+    clamped = prior.clamp(wild)
+    assert prior.penalty(wild).min() > 0
+    assert_close(prior.penalty(clamped), torch.zeros(8, dtype=torch.float64), atol=1e-20)

@@ -46,11 +46,42 @@ def torus(major=0.06, minor=0.025, n_major=30, n_minor=25, dtype=F64):
 def icosphere(subdivisions=2, radius=1.0, dtype=F64):
     """Unit icosahedron subdivided ``subdivisions`` times (20 * 4^n faces), scaled."""
     t = (1 + 5**0.5) / 2
-    verts = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t),
-             (0, -1, -t), (0, 1, -t), (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
-    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4),
-             (11, 10, 2), (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8),
-             (3, 8, 9), (4, 9, 5), (2, 4, 11), (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    verts = [
+        (-1, t, 0),
+        (1, t, 0),
+        (-1, -t, 0),
+        (1, -t, 0),
+        (0, -1, t),
+        (0, 1, t),
+        (0, -1, -t),
+        (0, 1, -t),
+        (t, 0, -1),
+        (t, 0, 1),
+        (-t, 0, -1),
+        (-t, 0, 1),
+    ]
+    faces = [
+        (0, 11, 5),
+        (0, 5, 1),
+        (0, 1, 7),
+        (0, 7, 10),
+        (0, 10, 11),
+        (1, 5, 9),
+        (5, 11, 4),
+        (11, 10, 2),
+        (10, 7, 6),
+        (7, 1, 8),
+        (3, 9, 4),
+        (3, 4, 2),
+        (3, 2, 6),
+        (3, 6, 8),
+        (3, 8, 9),
+        (4, 9, 5),
+        (2, 4, 11),
+        (6, 2, 10),
+        (8, 6, 7),
+        (9, 8, 1),
+    ]
     verts = [np.array(p, float) / np.linalg.norm(p) for p in verts]
 
     def mid(i, j, cache):
@@ -130,8 +161,9 @@ def dense_soft_silhouette(vertices, faces, K, height, width, sigma):
     """Slow reference: every pixel against every face, plain autograd, no culling."""
     uv = project(vertices, K)[0]
     tri = uv[faces]  # (F, 3, 2)
-    v, u = torch.meshgrid(torch.arange(height, dtype=uv.dtype), torch.arange(width, dtype=uv.dtype),
-                          indexing="ij")
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=uv.dtype), torch.arange(width, dtype=uv.dtype), indexing="ij"
+    )
     p = torch.stack((u, v), -1).reshape(-1, 1, 2)  # (P, 1, 2)
     dist2 = []
     for k in range(3):
@@ -202,8 +234,7 @@ def test_depth_of_tilted_plane_is_analytic_and_colours_interpolate_in_3d():
     # plane through three of its vertices: n . X = n . X0
     x0, x1, x2 = verts[0], verts[10], verts[-1]
     normal = torch.linalg.cross(x1 - x0, x2 - x0)
-    v, u = torch.meshgrid(torch.arange(224, dtype=F64), torch.arange(224, dtype=F64),
-                          indexing="ij")
+    v, u = torch.meshgrid(torch.arange(224, dtype=F64), torch.arange(224, dtype=F64), indexing="ij")
     ray = torch.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)), -1)
     depth = (normal @ x0) / (ray @ normal)
     mask = out.mask[0]
@@ -221,8 +252,7 @@ def test_depth_of_sphere_is_analytic_up_to_tessellation():
     verts, faces = icosphere(3, radius)
     K = k224()
     out = rasterize((verts + centre)[None], faces, K, (224, 224))
-    v, u = torch.meshgrid(torch.arange(224, dtype=F64), torch.arange(224, dtype=F64),
-                          indexing="ij")
+    v, u = torch.meshgrid(torch.arange(224, dtype=F64), torch.arange(224, dtype=F64), indexing="ij")
     ray = torch.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)), -1)
     a, b = (ray * ray).sum(-1), -2 * ray @ centre
     disc_ = b * b - 4 * a * (centre @ centre - radius**2)
@@ -304,7 +334,10 @@ def test_soft_silhouette_gradient_matches_finite_differences():
         numeric = (loss(plus.view_as(verts)) - loss(minus.view_as(verts))) / (2 * step)
         analytic = grad.reshape(-1)[index]
         assert abs(analytic - numeric) <= 1e-5 * grad.abs().max() + 1e-4 * abs(numeric), (
-            index, analytic.item(), numeric.item())
+            index,
+            analytic.item(),
+            numeric.item(),
+        )
 
 
 def test_keypoint_projection_gradient_matches_finite_differences():
@@ -328,8 +361,10 @@ def test_soft_silhouette_approaches_hard_mask_as_sigma_shrinks():
     K = intrinsics_matrix(130.0, 130.0, 31.5, 31.5, dtype=F64)
     hard = rasterize(verts, faces, K, (64, 64)).mask[0].to(F64)
     sigmas = (4.0, 1.0, 0.25, 1 / 16, 1 / 64, 1 / 256, 1 / 1024)
-    gaps = [(render_silhouette(verts, faces, K, (64, 64), sigma=s)[0] - hard).abs().mean().item()
-            for s in sigmas]
+    gaps = [
+        (render_silhouette(verts, faces, K, (64, 64), sigma=s)[0] - hard).abs().mean().item()
+        for s in sigmas
+    ]
     assert all(a > b for a, b in zip(gaps, gaps[1:], strict=False)), gaps
     # pixels near interior edges dip (SoftRas); that band narrows like sqrt(sigma)
     assert gaps[-1] < 0.004, gaps
@@ -359,8 +394,10 @@ def test_translation_moves_centroid_by_fx_dx_over_z_and_depth_shrinks():
         ratio = area2 / area0
         # the hard area scales like 1 / z^2; the soft one also has an edge blur ~ perimeter ~ 1 / z
         assert (z / (z + dz)) ** 2 - 0.01 < ratio < z / (z + dz)
-    assert abs(centroid_and_area(hard[2])[1] / centroid_and_area(hard[0])[1]
-               - (z / (z + dz)) ** 2) < 0.01
+    assert (
+        abs(centroid_and_area(hard[2])[1] / centroid_and_area(hard[0])[1] - (z / (z + dz)) ** 2)
+        < 0.01
+    )
 
 
 # ---------------------------------------------------------------- batching, memory, robustness
@@ -368,20 +405,25 @@ def test_translation_moves_centroid_by_fx_dx_over_z_and_depth_shrinks():
 
 def test_batch_equals_single_calls_and_k_may_be_batched():
     verts, faces = posed_torus()
-    batch = torch.cat((verts, verts + torch.tensor([0.02, -0.01, 0.1], dtype=F64),
-                       verts @ rot_x(0.4).T + torch.tensor([0.0, 0.0, 0.3], dtype=F64)))
+    batch = torch.cat(
+        (
+            verts,
+            verts + torch.tensor([0.02, -0.01, 0.1], dtype=F64),
+            verts @ rot_x(0.4).T + torch.tensor([0.0, 0.0, 0.3], dtype=F64),
+        )
+    )
     K = k224()
     Kb = torch.stack((K, K * torch.tensor([[1.1], [0.9], [1.0]], dtype=F64), K))
     sil = render_silhouette(batch, faces, Kb, (96, 112), sigma=0.7)
     hard = rasterize(batch, faces, Kb, (96, 112), vertex_colors=batch)
     assert sil.shape == (3, 96, 112) and hard.depth.shape == (3, 96, 112)
     for b in range(3):
-        one = render_silhouette(batch[b:b + 1], faces, Kb[b], (96, 112), sigma=0.7)
-        assert_close(sil[b:b + 1], one, atol=1e-12, what=f"silhouette {b}")
-        single = rasterize(batch[b:b + 1], faces, Kb[b], (96, 112), vertex_colors=batch[b])
-        assert torch.equal(hard.face_index[b:b + 1], single.face_index)
-        assert_close(hard.depth[b:b + 1], single.depth, atol=0)
-        assert_close(hard.color[b:b + 1], single.color, atol=0)
+        one = render_silhouette(batch[b : b + 1], faces, Kb[b], (96, 112), sigma=0.7)
+        assert_close(sil[b : b + 1], one, atol=1e-12, what=f"silhouette {b}")
+        single = rasterize(batch[b : b + 1], faces, Kb[b], (96, 112), vertex_colors=batch[b])
+        assert torch.equal(hard.face_index[b : b + 1], single.face_index)
+        assert_close(hard.depth[b : b + 1], single.depth, atol=0)
+        assert_close(hard.color[b : b + 1], single.color, atol=0)
     shared = render_silhouette(batch, faces, K, (96, 112), sigma=0.7)
     assert_close(shared[[0, 2]], sil[[0, 2]], atol=0)
 
@@ -526,9 +568,11 @@ def timing_report(sizes=(64, 128, 224), repeats=7) -> dict[int, float]:
                 runs.append(time.perf_counter() - start)
             times[size] = min(runs[1:])
             stats = pair_stats(verts, faces, K, (size, size), sigma=1.0)
-            print(f"{size}x{size}: fwd+bwd {1e3 * times[size]:.1f} ms (best of {repeats}), "
-                  f"{stats.total_pairs} pairs = {stats.total_pairs / stats.dense_pairs:.2%} "
-                  f"of the dense {stats.dense_pairs}")
+            print(
+                f"{size}x{size}: fwd+bwd {1e3 * times[size]:.1f} ms (best of {repeats}), "
+                f"{stats.total_pairs} pairs = {stats.total_pairs / stats.dense_pairs:.2%} "
+                f"of the dense {stats.dense_pairs}"
+            )
     finally:
         torch.set_num_threads(threads)
     return times
@@ -541,3 +585,35 @@ def test_timing_report_runs():
 
 if __name__ == "__main__":
     timing_report()
+
+
+def test_backface_culling_keeps_the_silhouette_of_a_closed_mesh():
+    """Front faces of a closed, outward-oriented mesh cover its silhouette: culling back
+    faces changes the soft mask only along the contour and leaves the hard coverage."""
+    from hand_mesh_ros import load_hand_model
+    from hand_mesh_ros.camera import intrinsics_matrix
+    from hand_mesh_ros.render import rasterize, render_silhouette
+    from hand_mesh_ros.render.soft import front_facing
+
+    for side in ("right", "left"):
+        model = load_hand_model(side, dtype=torch.float64)
+        pose = torch.zeros(2, 45, dtype=torch.float64)
+        pose[1, 3::3] = 0.6  # curl the fingers: self-occlusion
+        orient = torch.tensor([[0.0, 0.0, 0.0], [0.4, 1.2, 0.3]], dtype=torch.float64)
+        transl = torch.tensor([[0.0, 0.08, 0.45]], dtype=torch.float64).expand(2, 3)
+        verts = model(pose=pose, global_orient=orient, transl=transl).vertices
+        K = intrinsics_matrix(250.0, 250.0, 63.5, 63.5, dtype=torch.float64)
+        front = front_facing(verts, model.faces)
+        assert 0.3 < front.double().mean() < 0.7  # about half the faces face the camera
+        depth = verts[:, model.faces].mean(2)[..., 2]  # (2, F) face centroid depth
+        nearest, farthest = depth.argmin(-1), depth.argmax(-1)
+        assert front[torch.arange(2), nearest].all() and not front[torch.arange(2), farthest].any()
+        hard = rasterize(verts, model.faces, K, (128, 128)).mask
+        both = render_silhouette(verts, model.faces, K, (128, 128), sigma=0.05)
+        culled = render_silhouette(
+            verts, model.faces, K, (128, 128), sigma=0.05, cull_backfaces=True
+        )
+        for soft in (both, culled):
+            inter = ((soft > 0.5) & hard).sum()
+            union = ((soft > 0.5) | hard).sum()
+            assert inter / union > 0.97

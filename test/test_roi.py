@@ -4,7 +4,7 @@ import torch
 from helpers import assert_close
 
 from hand_mesh_ros.camera import intrinsics_matrix, project
-from hand_mesh_ros.fitting.roi import ROI_SCALE, hand_roi
+from hand_mesh_ros.fitting.roi import ROI_SCALE, HandRoi, hand_roi
 
 
 def test_roi_box_is_the_papers_normalisation_box():
@@ -32,3 +32,33 @@ def test_crop_mask_resamples_a_box():
     # box occupies the middle 40 columns and 20 rows
     assert_close(crop.sum(), 800.0, atol=1e-6)
     assert crop[30, 10:50].min() == 1.0 and crop[30, :9].max() == 0.0
+
+
+def test_crop_mask_agrees_with_rendering_through_roi_intrinsics():
+    from hand_mesh_ros import load_hand_model
+    from hand_mesh_ros.render import rasterize
+
+    model = load_hand_model("right", dtype=torch.float64)
+    K = intrinsics_matrix(300.0, 300.0, 159.5, 119.5, dtype=torch.float64)
+    verts = model(transl=torch.tensor([[0.01, 0.09, 0.45]], dtype=torch.float64)).vertices
+    full = rasterize(verts, model.faces, K, image_size=(240, 320)).mask.double()
+    roi = hand_roi(
+        project(model(transl=torch.tensor([[0.01, 0.09, 0.45]], dtype=torch.float64)).keypoints, K),
+        64,
+    )
+    # reference: the region rendered directly at 4x and box-filtered to area coverage
+    fine = HandRoi(centre=roi.centre, side=roi.side, size=256)
+    direct = rasterize(verts, model.faces, fine.intrinsics(K), image_size=(256, 256)).mask
+    direct = torch.nn.functional.avg_pool2d(direct.double()[:, None], 4)[:, 0]
+    resampled = roi.crop_mask(full)
+    ys, xs = torch.meshgrid(
+        torch.arange(64.0, dtype=torch.float64),
+        torch.arange(64.0, dtype=torch.float64),
+        indexing="ij",
+    )
+
+    def centroid(m):
+        return torch.stack(((m * xs).sum() / m.sum(), (m * ys).sum() / m.sum()))
+
+    assert_close(centroid(resampled[0]), centroid(direct[0]), atol=0.05, what="centroid (px)")
+    assert abs(resampled.sum().item() - direct.sum().item()) < 0.02 * direct.sum().item()

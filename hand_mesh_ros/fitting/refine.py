@@ -1,57 +1,83 @@
 """Test-time refinement, DHPE Eq. 13: gradient steps on the hand parameters.
 
-The loss compares the hand with 2D evidence only -- what exists at test time:
-  * keypoints: squared distance between projected model keypoints and the (refined) 2D
-    joints, in render pixels of the hand's region (so it does not depend on image size);
-  * silhouette: mean squared difference between the soft silhouette of the hand and a target
-    mask over the hand's region -- a given mask, or (Eq. 13) the hard mask rendered from the
-    initial estimate ("self-rendered"), which keeps the surface from drifting;
-  * pose prior: squared violation of anatomical joint limits (radians^2);
-  * shape prior: squared shape coefficients (standard deviations^2).
-Initial parameters come from the caller, so a video tracker can warm-start each frame from the
-last one. Adam is used, with one step size per parameter group (radians, shape sigmas, and a
-root position reparameterised as (x/z, y/z, log z) so that image-plane and depth moves are
-similarly scaled). Stops early when the loss changes by less than ``rel_tol`` (relative) for
-``patience`` consecutive iterations.
+The objective (``objective.py``) compares the hand with what exists at test time: the 2D
+joints (keypoint residuals in render pixels of the hand's region), a silhouette target (a
+given mask, or -- Eq. 13 -- the hard mask rendered from the initial estimate, which keeps the
+surface from drifting), the anatomical pose prior and a shape prior. Initial parameters come
+from the caller, so a video tracker can warm-start each frame from the last one.
+
+Two step rules, both driven by the objective's full gradient:
+  * "lm" (default): the gradient preconditioned by the Gauss-Newton approximation of the
+    residuals' Hessian with Levenberg-Marquardt damping, a step accepted only if the loss
+    drops. It converges in a few iterations and -- what a tracker needs -- does not move a
+    hand that already fits (the step is proportional to the gradient).
+  * "adam": the paper's plain first-order steps (Adam, one step size per parameter group,
+    cosine decay). Adam's normalised first steps move every parameter by about its step
+    size even at the optimum, which shows up as jitter when warm-starting.
+Both stop early when the loss changes by less than ``rel_tol`` (relative) for ``patience``
+consecutive iterations.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from hand_mesh_ros.camera import project
+from hand_mesh_ros.fitting import objective
 from hand_mesh_ros.fitting.roi import HandRoi, hand_roi
 from hand_mesh_ros.hand_params import HandParams
-from hand_mesh_ros.render import rasterize, render_silhouette
+from hand_mesh_ros.render import rasterize
+from hand_mesh_ros.topology import NUM_POSE, NUM_SHAPE
+
+METHODS = ("lm", "adam")
 
 
 @dataclass(frozen=True, kw_only=True)
 class RefineConfig:
-    iterations: int = 50  # the paper's fixed count
+    method: str = "lm"
+    iterations: int = 50  # the paper's fixed count; an upper bound with early stopping
     render_size: int = 64  # pixels, side of the square silhouette render of the hand region
-    sigma: float | None = None  # soft edge of the silhouette; None = the renderer's default
+    # soft edge of the silhouette, px^2: at 64 px a hand's fingers are ~3 px wide; larger
+    # values cover more than the hard mask and bias the fit towards shrinking the hand
+    # (measured: the truth is the loss minimum at 0.05, not at 0.2; docs/refinement.md)
+    sigma: float = 0.05
+    cull_backfaces: bool = True  # closed hand meshes: front faces cover the silhouette
     keypoint_weight: float = 1.0
-    silhouette_weight: float = 2.0
+    silhouette_weight: float = 20.0  # against a given target mask
+    # against the mask self-rendered from the initial estimate (Eq. 13, when no mask is
+    # given): it anchors the surface to the initial estimate, so it stays a light regulariser
+    self_silhouette_weight: float = 1.0
     pose_prior_weight: float = 1.0
     shape_prior_weight: float = 0.01
-    lr_pose: float = 0.05  # radians per step (Adam)
-    lr_shape: float = 0.05  # shape standard deviations per step
-    lr_orient: float = 0.03  # radians per step
-    lr_position: float = 0.005  # normalised image coordinates (x/z, y/z) per step
-    lr_log_depth: float = 0.01  # log metres per step
     rel_tol: float = 1e-3  # early stop: relative loss change below this ...
+    abs_tol: float = 1e-3  # ... or mean change per hand below this (render px^2) ...
     patience: int = 3  # ... for this many consecutive iterations
-    min_iterations: int = 1
-    optimise_shape: bool = True
+    # Levenberg-Marquardt
+    lm_damping: float = 1e-2  # initial damping (relative to the Gauss-Newton diagonal)
+    lm_max_step: float = 0.3  # largest change of any packed parameter in one step
+    # Adam (method="adam"): step sizes per parameter group
+    lr_pose: float = 0.05  # radians
+    lr_shape: float = 0.05  # shape standard deviations
+    lr_orient: float = 0.03  # radians
+    lr_position: float = 0.005  # normalised image coordinates (x/z, y/z)
+    lr_log_depth: float = 0.01  # log metres
+    lr_final_factor: float = 1.0  # cosine decay of every step size to this fraction
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.iterations < 0 or self.render_size < 8 or self.sigma <= 0:
+            raise ValueError("need iterations >= 0, render_size >= 8 and sigma > 0")
 
 
 @dataclass(frozen=True)
 class RefineResult:
-    """params: refined HandParams (detached); loss_history: (T,) summed batch loss per step,
-    T = iterations run + 1 (the first entry is the initial loss); keypoint_error_px: (B,)
-    mean keypoint distance in image pixels at the end; final_loss: (B,)."""
+    """params: refined HandParams (detached); loss_history: (T,) summed batch loss, T =
+    iterations + 1 (entry 0 is the initial loss); keypoint_error_px: (B,) weighted mean
+    keypoint distance in image pixels at the end; final_loss: (B,)."""
 
     params: HandParams
     loss_history: torch.Tensor
@@ -60,38 +86,110 @@ class RefineResult:
     final_loss: torch.Tensor
 
 
-class _Variables(torch.nn.Module):
-    """The optimised tensors; the root position is (x/z, y/z, log z)."""
-
-    def __init__(self, init: HandParams, root: torch.Tensor):
-        super().__init__()
-        position = root + init.transl  # camera-frame root joint (B,3)
-        depth = position[:, 2:3].clamp_min(1e-3)
-        self.pose = torch.nn.Parameter(init.pose.detach().clone())
-        self.shape = torch.nn.Parameter(init.shape.detach().clone())
-        self.orient = torch.nn.Parameter(init.global_orient.detach().clone())
-        self.xy = torch.nn.Parameter((position[:, :2] / depth).detach().clone())
-        self.log_depth = torch.nn.Parameter(depth.log().detach().clone())
-
-    def root_position(self) -> torch.Tensor:
-        depth = self.log_depth.exp()
-        return torch.cat((self.xy * depth, depth), dim=-1)
-
-
-def _evaluate(model, v: _Variables):
-    """Model output in the camera frame; returns (output, transl)."""
-    local = model(pose=v.pose, shape=v.shape, global_orient=v.orient)
-    root = local.joints[:, 0]
-    shift = (v.root_position() - root)[:, None, :]
-    return local, shift
+def _targets(model, init, K, keypoints2d, weights, mask, roi, cfg) -> objective.Targets:
+    dtype = init.pose.dtype
+    k_roi = roi.intrinsics(K.to(dtype))
+    target_mask = None
+    if _silhouette_weight(cfg, mask) > 0:
+        if mask is None:  # Eq. 13: self-rendered from the initial estimate
+            with torch.no_grad():
+                vertices = model(**init.as_kwargs()).vertices
+                target_mask = rasterize(vertices, model.faces, k_roi, (roi.size, roi.size)).mask
+            target_mask = target_mask.to(dtype)
+        else:
+            target_mask = roi.crop_mask(mask.to(dtype))
+    norm = weights / weights.sum(-1, keepdim=True).clamp_min(1e-9)
+    return objective.Targets(
+        k_roi=k_roi,
+        keypoints=roi.to_roi_pixels(keypoints2d.to(dtype)),
+        keypoint_scale=(cfg.keypoint_weight * norm).sqrt(),
+        mask=target_mask,
+        size=roi.size,
+    )
 
 
-def _self_rendered_mask(model, init: HandParams, faces, k_roi, size) -> torch.Tensor:
-    with torch.no_grad():
-        out = model(**init.as_kwargs())
-        return rasterize(out.vertices, faces, k_roi, image_size=(size, size)).mask.to(
-            out.vertices.dtype
+def _silhouette_weight(cfg: RefineConfig, mask) -> float:
+    return cfg.self_silhouette_weight if mask is None else cfg.silhouette_weight
+
+
+class _Stopper:
+    """Early stopping on small relative (or, near zero, absolute) loss change."""
+
+    def __init__(self, cfg: RefineConfig, batch: int):
+        self.cfg, self.batch, self.calm = cfg, batch, 0
+
+    def __call__(self, history: list[float]) -> bool:
+        change = abs(history[-2] - history[-1])
+        relative = change / max(abs(history[-2]), 1e-12)
+        small = relative < self.cfg.rel_tol or change / self.batch < self.cfg.abs_tol
+        self.calm = self.calm + 1 if small else 0
+        return self.calm >= self.cfg.patience
+
+
+def _loss_and_grad(model, x, targets, weights, prior):
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        loss = objective.total_loss(model, x, targets, weights, prior)
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+    return loss.detach(), grad
+
+
+def _lm(model, x, targets, weights, prior, cfg: RefineConfig):
+    damping = torch.full_like(x[:, :1], cfg.lm_damping)
+    loss, grad = _loss_and_grad(model, x, targets, weights, prior)
+    history, stop = [float(loss.sum())], _Stopper(cfg, x.shape[0])
+    for _ in range(cfg.iterations):
+        jac = objective.residual_jacobian(model, x, targets, weights, prior)
+        hessian = 2.0 * jac.transpose(1, 2) @ jac
+        diag = hessian.diagonal(dim1=1, dim2=2)
+        eps = 1e-6 * diag.mean(-1, keepdim=True).clamp_min(1e-12)
+        system = hessian + torch.diag_embed(damping * (diag + eps) + eps)
+        step = -torch.linalg.solve(system, grad[..., None])[..., 0]
+        step = step * (cfg.lm_max_step / step.abs().amax(-1, keepdim=True).clamp_min(1e-12)).clamp(
+            max=1.0
         )
+        trial = x + step
+        trial_loss, trial_grad = _loss_and_grad(model, trial, targets, weights, prior)
+        better = (trial_loss < loss)[:, None]
+        x = torch.where(better, trial, x)
+        grad = torch.where(better, trial_grad, grad)
+        loss = torch.where(better[:, 0], trial_loss, loss)
+        damping = torch.where(better, damping / 3.0, damping * 5.0).clamp(1e-7, 1e7)
+        history.append(float(loss.sum()))
+        if stop(history):
+            break
+    return x, loss, history
+
+
+def _adam(model, x0, targets, weights, prior, cfg: RefineConfig):
+    """Adam on z with x = x0 + rates * z, so a unit Adam step moves each group by its rate."""
+    rates = torch.cat(
+        [
+            torch.full((NUM_POSE,), cfg.lr_pose),
+            torch.full((NUM_SHAPE,), cfg.lr_shape),
+            torch.full((3,), cfg.lr_orient),
+            torch.full((2,), cfg.lr_position),
+            torch.full((1,), cfg.lr_log_depth),
+        ]
+    ).to(x0)
+    z = torch.zeros_like(x0, requires_grad=True)
+    optimiser = torch.optim.Adam([z], lr=1.0)
+    history, stop = [], _Stopper(cfg, x0.shape[0])
+    with torch.enable_grad():
+        for step in range(cfg.iterations + 1):
+            loss = objective.total_loss(model, x0 + rates * z, targets, weights, prior)
+            history.append(float(loss.sum()))
+            if step == cfg.iterations or (step > 0 and stop(history)):
+                break
+            optimiser.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimiser.step()
+            progress = (step + 1) / max(cfg.iterations, 1)
+            cosine = 0.5 * (1 + math.cos(math.pi * progress))
+            optimiser.param_groups[0]["lr"] = (
+                cfg.lr_final_factor + (1 - cfg.lr_final_factor) * cosine
+            )
+    return (x0 + rates * z).detach(), loss.detach(), history
 
 
 def refine(
@@ -111,85 +209,34 @@ def refine(
     model: HandModel; init: HandParams (B) in the camera frame; K: (3,3) or (B,3,3) pixels;
     keypoints2d: (B,21,2) image pixels; keypoint_weights: (B,21) >= 0 (confidences, 0 =
     missing); mask: (B,H,W) target mask in [0,1] over the full image, or None for the mask
-    self-rendered from ``init``; prior: a PosePrior (``penalty(pose) -> (B,)``) or None.
-    roi: the hand region to render; default: around the weighted keypoints.
-    Runs with gradients even if called under ``torch.no_grad``; not under inference_mode.
+    self-rendered from ``init``; prior: a PosePrior or None; roi: the hand region to render
+    (default: around the weighted keypoints). Works under ``torch.no_grad`` (gradients are
+    enabled inside), not under ``torch.inference_mode``.
     """
     cfg = config or RefineConfig()
-    dtype = init.pose.dtype
     weights = torch.ones_like(keypoints2d[..., 0]) if keypoint_weights is None else keypoint_weights
+    weights = weights.to(init.pose.dtype)
     roi = roi or hand_roi(keypoints2d, cfg.render_size, weights)
-    k_roi = roi.intrinsics(K.to(dtype))
-    faces = model.faces
-    if cfg.silhouette_weight > 0:
-        if mask is None:
-            target_mask = _self_rendered_mask(model, init, faces, k_roi, roi.size)
-        else:
-            target_mask = roi.crop_mask(mask.to(dtype))
-    target_kp = roi.to_roi_pixels(keypoints2d.to(dtype))
-    weight_sum = weights.sum(-1).clamp_min(1e-6)
-
-    with torch.enable_grad():
-        with torch.no_grad():
-            root0 = model(pose=init.pose, shape=init.shape).joints[:, 0]
-        v = _Variables(init, root0)
-        groups = [
-            {"params": [v.pose], "lr": cfg.lr_pose},
-            {"params": [v.shape], "lr": cfg.lr_shape if cfg.optimise_shape else 0.0},
-            {"params": [v.orient], "lr": cfg.lr_orient},
-            {"params": [v.xy], "lr": cfg.lr_position},
-            {"params": [v.log_depth], "lr": cfg.lr_log_depth},
-        ]
-        optimiser = torch.optim.Adam(groups)
-
-        def losses() -> torch.Tensor:
-            local, shift = _evaluate(model, v)
-            keypoints = local.keypoints + shift
-            proj = project(keypoints, k_roi)
-            per_kp = ((proj - target_kp) ** 2).sum(-1)
-            total = cfg.keypoint_weight * (weights * per_kp).sum(-1) / weight_sum
-            if cfg.silhouette_weight > 0:
-                vertices = local.vertices + shift
-                kwargs = {} if cfg.sigma is None else {"sigma": cfg.sigma}
-                sil = render_silhouette(vertices, faces, k_roi, (roi.size, roi.size), **kwargs)
-                total = total + cfg.silhouette_weight * ((sil - target_mask) ** 2).mean((1, 2))
-            if prior is not None and cfg.pose_prior_weight > 0:
-                total = total + cfg.pose_prior_weight * prior.penalty(v.pose)
-            total = total + cfg.shape_prior_weight * (v.shape**2).mean(-1)
-            return total
-
-        history = []
-        calm = 0
-        iterations = 0
-        for step in range(cfg.iterations + 1):
-            optimiser.zero_grad(set_to_none=True)
-            per_sample = losses()
-            loss = per_sample.sum()
-            history.append(float(loss.detach()))
-            if step == cfg.iterations:
-                break
-            if step >= 1:
-                change = abs(history[-2] - history[-1]) / max(abs(history[-2]), 1e-12)
-                calm = calm + 1 if change < cfg.rel_tol else 0
-                if calm >= cfg.patience and step >= cfg.min_iterations:
-                    break
-            loss.backward()
-            optimiser.step()
-            iterations += 1
-
+    targets = _targets(model, init, K, keypoints2d, weights, mask, roi, cfg)
+    loss_weights = objective.Weights(
+        pose_prior=cfg.pose_prior_weight,
+        shape_prior=cfg.shape_prior_weight,
+        silhouette=_silhouette_weight(cfg, mask),
+        sigma=cfg.sigma,
+        cull_backfaces=cfg.cull_backfaces,
+    )
+    x0 = objective.pack(model, init)
+    run = _lm if cfg.method == "lm" else _adam
+    x, final_loss, history = run(model, x0, targets, loss_weights, prior, cfg)
+    params = objective.unpack(model, x)
     with torch.no_grad():
-        local, shift = _evaluate(model, v)
-        transl = (v.root_position() - local.joints[:, 0]).detach()
-        params = HandParams(
-            v.pose.detach().clone(), v.shape.detach().clone(), v.orient.detach().clone(), transl
-        )
-        proj = project(local.keypoints + shift, K.to(dtype))
-        kp_err = (proj - keypoints2d).norm(dim=-1)
-        kp_err = (weights * kp_err).sum(-1) / weight_sum
+        _, keypoints, _ = objective.evaluate(model, x)
+        distance = (project(keypoints, K.to(x.dtype)) - keypoints2d).norm(dim=-1)
+        kp_err = (weights * distance).sum(-1) / weights.sum(-1).clamp_min(1e-9)
     return RefineResult(
         params=params,
         loss_history=torch.tensor(history, dtype=torch.float64),
-        iterations=iterations,
+        iterations=len(history) - 1,
         keypoint_error_px=kp_err,
-        final_loss=per_sample.detach(),
+        final_loss=final_loss,
     )

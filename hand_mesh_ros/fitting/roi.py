@@ -9,6 +9,7 @@ the tight 2D hand bounding box").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 ROI_SCALE = 1.5
 MIN_ROI_SIDE = 8.0  # pixels; guards against collapsed keypoints
+MAX_SUPERSAMPLING = 4  # samples per render pixel and axis when downsampling masks
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,9 @@ class HandRoi:
     def intrinsics(self, K: torch.Tensor) -> torch.Tensor:
         """(B,3,3) intrinsics that map the region onto a size x size image.
 
-        Pixel centres are at integers: image u maps to (u - left + 0.5) * scale - 0.5.
+        The region spans image coordinates [left, left + side] (pixel centres at integers);
+        render pixel c covers [left + c / scale, left + (c + 1) / scale], so image u maps to
+        (u - left) * scale - 0.5 -- the same map as ``to_roi_pixels`` and ``crop_mask``.
         """
         b = self.centre.shape[0]
         k = K.expand(b, 3, 3) if K.dim() == 2 else K
@@ -43,7 +47,7 @@ class HandRoi:
         out = k.clone()
         out[:, 0, :] = k[:, 0, :] * s[:, None]
         out[:, 1, :] = k[:, 1, :] * s[:, None]
-        shift = -left_top * s[:, None] + 0.5 * s[:, None] - 0.5  # (B,2)
+        shift = -left_top * s[:, None] - 0.5  # (B,2)
         out[:, 0, 2] = out[:, 0, 2] + shift[:, 0]
         out[:, 1, 2] = out[:, 1, 2] + shift[:, 1]
         return out
@@ -52,18 +56,22 @@ class HandRoi:
         """(B,N,2) image pixels -> (B,N,2) render pixels."""
         left_top = self.centre - self.side[:, None] / 2.0
         s = self.scale[:, None, None]
-        return (points - left_top[:, None, :] + 0.5) * s - 0.5
+        return (points - left_top[:, None, :]) * s - 0.5
 
     def crop_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """Resample full-image masks (B,H,W) in [0,1] onto the region -> (B,size,size).
 
-        Bilinear sampling at the render pixel centres; area outside the image reads 0.
+        Each render pixel averages an s x s grid of bilinear samples spread over its area
+        (s = image pixels per render pixel, rounded up, at most MAX_SUPERSAMPLING), so
+        downsampling gives area coverage instead of aliasing. Outside the image reads 0.
         """
         b, h, w = mask.shape
         n = self.size
-        grid_1d = (torch.arange(n, dtype=mask.dtype, device=mask.device) + 0.5) / n - 0.5
-        left = self.centre[:, 0:1] + grid_1d[None, :] * self.side[:, None]  # (B,n) image u
-        top = self.centre[:, 1:2] + grid_1d[None, :] * self.side[:, None]  # (B,n) image v
+        ss = int(min(MAX_SUPERSAMPLING, max(1, math.ceil(float((1.0 / self.scale).max())))))
+        m = n * ss
+        grid_1d = (torch.arange(m, dtype=mask.dtype, device=mask.device) + 0.5) / m - 0.5
+        left = self.centre[:, 0:1] + grid_1d[None, :] * self.side[:, None]  # (B,m) image u
+        top = self.centre[:, 1:2] + grid_1d[None, :] * self.side[:, None]  # (B,m) image v
         gx = (2.0 * left + 1.0) / w - 1.0  # align_corners=False normalisation
         gy = (2.0 * top + 1.0) / h - 1.0
         grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
@@ -74,7 +82,7 @@ class HandRoi:
             padding_mode="zeros",
             align_corners=False,
         )
-        return sampled[:, 0]
+        return F.avg_pool2d(sampled, ss)[:, 0]
 
 
 def hand_roi(keypoints2d: torch.Tensor, size: int, weights: torch.Tensor | None = None) -> HandRoi:

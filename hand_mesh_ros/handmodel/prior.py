@@ -217,12 +217,22 @@ class PosePrior(torch.nn.Module):
         aa = torch.einsum("jik,bjk->bji", self.frames.to(angles.dtype), angles)
         return aa.reshape(angles.shape[0], NUM_POSE)
 
-    def penalty(self, pose: torch.Tensor) -> torch.Tensor:
-        """(B, 45) -> (B,) sum of squared limit violations, radians^2; 0 inside the limits."""
+    def violations(self, pose: torch.Tensor) -> torch.Tensor:
+        """(B, 45) -> (B, 15, 3) signed limit violations in radians (0 inside the limits)."""
         angles = self.to_anatomical(pose)
         below = (self.lower.to(angles.dtype) - angles).clamp_min(0.0)
         above = (angles - self.upper.to(angles.dtype)).clamp_min(0.0)
-        return (below.square() + above.square()).sum(dim=(1, 2))
+        return above - below
+
+    def penalty(self, pose: torch.Tensor) -> torch.Tensor:
+        """(B, 45) -> (B,) sum of squared limit violations, radians^2; 0 inside the limits."""
+        return self.violations(pose).square().sum(dim=(1, 2))
+
+    def clamp(self, pose: torch.Tensor) -> torch.Tensor:
+        """(B, 45) -> (B, 45): each anatomical angle clamped into its limits."""
+        angles = self.to_anatomical(pose)
+        lower, upper = self.lower.to(angles.dtype), self.upper.to(angles.dtype)
+        return self.from_anatomical(torch.maximum(torch.minimum(angles, upper), lower))
 
     def forward(self, pose: torch.Tensor) -> torch.Tensor:
         """Same as ``penalty``."""

@@ -1,0 +1,323 @@
+"""Keypoint -> mesh regressor: DHPE's iterative mesh estimator fed by detector keypoints.
+
+At inference the pipeline has 21 2D keypoints per hand (a detector such as mediapipe, in the
+``topology.py`` order), crops the square region ``fitting.roi.hand_roi(keypoints, 224)``
+(1.5 x the keypoint box, the paper's 224 px crop) and expresses the keypoints in crop pixels.
+This module maps them to theta = [pose 45 | shape 10 | crop camera 8] (``hand_params.py``):
+
+    e = E([n(j), c])                       keypoint embedding (our addition, see below)
+    MeshEstimator(feature=e, joints2d=j)   the paper's 3 iterations of one FC layer (Eq. 5)
+                                           + the 2D pose refiner, unchanged
+
+with n(j) the joints in [-1, 1] crop units (``mesh_estimator.normalise_joints2d``) and c the
+per-keypoint confidence (ones when the detector gives none). The paper's 2048-d image feature
+does not exist here; a single linear layer per iteration on raw keypoints is too weak to
+recover articulation, so E -- a small MLP -- plays the role of the feature f. The estimator
+itself stays the paper's single FC per iteration on [f, joints2d, theta].
+
+The projection operator inside the iterations only needs the 21 keypoints, so it uses
+``KeypointSkeleton``: the hand model's LBS evaluated at its 16 joints and 5 fingertip
+vertices only (exactly the model's keypoints, ~40x cheaper than skinning every vertex).
+
+Trained for the RIGHT hand of the bundled open hand model (``docs/regressor.md``): left
+hands must be mirrored to the right before (keypoints u -> W - 1 - u) and the result mirrored
+back. Weights file: a dict ``{"format", "config", "state_dict"}`` read with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hand_mesh_ros.camera import CROP_SIZE, apply_crop_camera, crop_intrinsics, project
+from hand_mesh_ros.hand_params import split_theta
+from hand_mesh_ros.handmodel.lbs import batch_rigid_transform, pose_feature, skin_vertices
+from hand_mesh_ros.nets.mesh_estimator import (
+    EstimatorStep,
+    MeshEstimator,
+    MeshEstimatorConfig,
+    normalise_joints2d,
+)
+from hand_mesh_ros.rotations import axis_angle_to_matrix
+from hand_mesh_ros.topology import MIDDLE_MCP_KEYPOINT, NUM_KEYPOINTS, NUM_POSE
+
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_WEIGHTS = ASSET_DIR / "keypoint_regressor.pt"
+WEIGHTS_FORMAT = "hand_mesh_ros.keypoint_regressor/1"  # bump when the layout changes
+DEFAULT_EMBED_DIM = 256  # feature_dim of the mesh estimator
+DEFAULT_HIDDEN_DIM = 512  # width of the embedding MLP's hidden layers
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeypointRegressorConfig:
+    """Sizes of the regressor and the hand model it was trained for.
+
+    embed_dim: size of the keypoint embedding (= the mesh estimator's feature_dim).
+    hidden_dim: width of the two hidden layers of the embedding MLP.
+    num_iterations: mesh-estimator iterations (the paper's 3).
+    hand_model: ``HandModel.name`` of the model used in training (theta is model-specific).
+    side: hand side the weights expect ("right"; left hands are mirrored by the caller).
+    """
+
+    embed_dim: int = DEFAULT_EMBED_DIM
+    hidden_dim: int = DEFAULT_HIDDEN_DIM
+    num_iterations: int = 3
+    crop_size: int = CROP_SIZE
+    hand_model: str = "open_hand"
+    side: str = "right"
+
+    def __post_init__(self) -> None:
+        if min(self.embed_dim, self.hidden_dim, self.num_iterations, self.crop_size) < 1:
+            raise ValueError(f"invalid KeypointRegressorConfig {self}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> KeypointRegressorConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown KeypointRegressorConfig fields {sorted(unknown)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class KeypointProjection:
+    """keypoints3d (B, 21, 3) metres, crop camera frame; keypoints2d (B, 21, 2) crop px."""
+
+    keypoints3d: torch.Tensor
+    keypoints2d: torch.Tensor
+
+
+class KeypointSkeleton(nn.Module):
+    """The 21 keypoints of a ``HandModel`` (no global orientation or translation), computed
+    from its joints and fingertip vertices only. Buffers are copies of the model's arrays;
+    ``forward(pose (B, 45), shape (B, 10)) -> (B, 21, 3)`` metres, model frame, equal to
+    ``model(pose=pose, shape=shape).keypoints``. Needs a non-PCA model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        if model.use_pca:
+            raise ValueError("KeypointSkeleton needs a model with use_pca=False")
+        self.model_name, self.side = model.name, model.side
+        reg = model.j_regressor
+        tips = model.fingertip_vertex_ids.long()
+        self.register_buffer("joint_template", reg @ model.v_template, persistent=False)
+        self.register_buffer(
+            "joint_shapedirs", torch.einsum("jv,vcs->jcs", reg, model.shapedirs), persistent=False
+        )
+        self.register_buffer("tip_template", model.v_template[tips].clone(), persistent=False)
+        self.register_buffer("tip_shapedirs", model.shapedirs[tips].clone(), persistent=False)
+        posedirs = None if model.posedirs is None else model.posedirs[tips].clone()
+        self.register_buffer("tip_posedirs", posedirs, persistent=False)
+        self.register_buffer("tip_weights", model.skinning_weights[tips].clone(), persistent=False)
+        self.register_buffer("hands_mean", model.full_finger_pose(
+            model.v_template.new_zeros(1, NUM_POSE))[0].clone(), persistent=False)
+        self._parents = model._parents
+        self._joint_ids = list(model._joint_ids)
+        self.register_buffer("order", model._order.clone(), persistent=False)
+
+    def forward(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        batch = pose.shape[0]
+        dtype = self.joint_template.dtype
+        pose, shape = pose.to(dtype) + self.hands_mean, shape.to(dtype)
+        full_pose = torch.cat((pose.new_zeros(batch, 3), pose), dim=1)
+        rot_mats = axis_angle_to_matrix(full_pose.view(batch, -1, 3))
+        rest_joints = self.joint_template + torch.einsum("bs,jcs->bjc", shape, self.joint_shapedirs)
+        tips = self.tip_template + torch.einsum("bs,vcs->bvc", shape, self.tip_shapedirs)
+        if self.tip_posedirs is not None:
+            tips = tips + torch.einsum("bp,vcp->bvc", pose_feature(rot_mats), self.tip_posedirs)
+        joints, rel = batch_rigid_transform(rot_mats, rest_joints, self._parents)
+        tips = skin_vertices(tips, self.tip_weights, rel)
+        stacked = torch.cat((joints[:, self._joint_ids], tips), dim=1)
+        return stacked[:, self.order]
+
+
+def crop_view_rotation(centre: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) rotation R_view turning the camera's optical axis onto the ray through the
+    crop centre (the smallest such rotation).
+
+    centre: (B, 2) image px (``HandRoi.centre``); K: (3, 3) or (B, 3, 3) real intrinsics.
+    The regressor's crop camera looks along that ray, so a crop-camera rotation R_crop (and
+    any crop-camera-frame point X) is R_view @ R_crop (R_view @ X) in the real camera frame.
+    """
+    k = K.to(centre.dtype).expand(centre.shape[0], 3, 3)
+    ray = torch.linalg.solve(k, torch.cat((centre, centre.new_ones(centre.shape[0], 1)), 1))
+    ray = ray / ray.norm(dim=-1, keepdim=True)
+    axis = torch.stack((-ray[:, 1], ray[:, 0], torch.zeros_like(ray[:, 0])), dim=-1)
+    sin = axis.norm(dim=-1, keepdim=True)
+    angle = torch.atan2(sin, ray[:, 2:3])
+    return axis_angle_to_matrix(axis / sin.clamp_min(1e-12) * angle)
+
+
+class KeypointProjectionOperator(nn.Module):
+    """theta (B, 63) -> ``KeypointProjection``: skeleton placed by the crop camera."""
+
+    def __init__(self, skeleton: KeypointSkeleton, crop_size: int = CROP_SIZE) -> None:
+        super().__init__()
+        self.skeleton = skeleton
+        self.crop_size = crop_size
+
+    def forward(self, theta: torch.Tensor) -> KeypointProjection:
+        pose, shape, cam = split_theta(theta)
+        local = self.skeleton(pose, shape).to(theta.dtype)
+        anchor = local[:, MIDDLE_MCP_KEYPOINT]
+        keypoints3d = apply_crop_camera(local, anchor, cam, self.crop_size)
+        k = crop_intrinsics(self.crop_size, dtype=theta.dtype, device=theta.device)
+        return KeypointProjection(keypoints3d, project(keypoints3d, k))
+
+
+class KeypointEmbedding(nn.Module):
+    """MLP: [n(j) (42), confidence (21)] -> (B, embed_dim) feature for the mesh estimator."""
+
+    def __init__(self, config: KeypointRegressorConfig) -> None:
+        super().__init__()
+        width = config.hidden_dim
+        self.layers = nn.Sequential(
+            nn.Linear(NUM_KEYPOINTS * 3, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
+            nn.Linear(width, config.embed_dim),
+            nn.ReLU(),
+        )
+        self.crop_size = config.crop_size
+
+    def forward(self, joints2d: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+        return self.layers(torch.cat((normalise_joints2d(joints2d, self.crop_size), confidence), 1))
+
+
+class KeypointMeshRegressor(nn.Module):
+    """Embedding + DHPE mesh estimator + keypoint projection operator.
+
+    Args:
+        config: sizes.
+        hand_model: the ``HandModel`` theta refers to (its keypoints are copied; not stored in
+            the state dict).
+        mean_pose: (45,) radians, theta_0's pose (the pose prior's mean).
+    """
+
+    def __init__(
+        self, config: KeypointRegressorConfig, hand_model: nn.Module, mean_pose: torch.Tensor
+    ) -> None:
+        super().__init__()
+        if hand_model.name != config.hand_model or hand_model.side != config.side:
+            raise ValueError(
+                f"config is for the {config.side} {config.hand_model!r} model, got the "
+                f"{hand_model.side} {hand_model.name!r} model"
+            )
+        self.config = config
+        self.embedding = KeypointEmbedding(config)
+        estimator_config = MeshEstimatorConfig(
+            feature_dim=config.embed_dim,
+            num_iterations=config.num_iterations,
+            crop_size=config.crop_size,
+        )
+        self.mesh_estimator = MeshEstimator(estimator_config, mean_pose)
+        self.projection = KeypointProjectionOperator(KeypointSkeleton(hand_model), config.crop_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mesh_estimator.theta0.device
+
+    def iterate(
+        self, joints2d: torch.Tensor, confidence: torch.Tensor | None = None
+    ) -> tuple[EstimatorStep, ...]:
+        """All iterations. joints2d (B, 21, 2) crop px; confidence (B, 21) in [0, 1] or None
+        (= ones). Each step's ``projection`` is a ``KeypointProjection``."""
+        if joints2d.dim() != 3 or joints2d.shape[1:] != (NUM_KEYPOINTS, 2):
+            raise ValueError(f"joints2d must be (B, 21, 2), got {tuple(joints2d.shape)}")
+        joints2d = joints2d.to(self.mesh_estimator.theta0.dtype)
+        if confidence is None:
+            confidence = joints2d.new_ones(joints2d.shape[:2])
+        if confidence.shape != joints2d.shape[:2]:
+            raise ValueError(f"confidence must be (B, 21), got {tuple(confidence.shape)}")
+        feature = self.embedding(joints2d, confidence.to(joints2d.dtype))
+        return self.mesh_estimator(feature, joints2d, self.projection)
+
+    def forward(
+        self, joints2d: torch.Tensor, confidence: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """joints2d (B, 21, 2) crop px, confidence (B, 21) or None -> theta (B, 63) of the
+        final iteration: pose (45, rad), shape (10), crop camera (8)."""
+        return self.iterate(joints2d, confidence)[-1].params
+
+
+def _default_mean_pose(hand_model: nn.Module) -> torch.Tensor:
+    from hand_mesh_ros.handmodel.prior import PosePrior
+
+    return PosePrior.from_model(hand_model).mean_pose().float()
+
+
+def build_keypoint_regressor(
+    config: KeypointRegressorConfig, hand_model: nn.Module | None = None
+) -> KeypointMeshRegressor:
+    """A freshly initialised regressor for ``config`` (the bundled model when None)."""
+    if hand_model is None:
+        from hand_mesh_ros.handmodel.model import load_hand_model
+
+        hand_model = load_hand_model(config.side)
+    return KeypointMeshRegressor(config, hand_model, _default_mean_pose(hand_model))
+
+
+def save_keypoint_regressor(
+    regressor: KeypointMeshRegressor, path: str | Path, *, dtype=torch.float16
+) -> None:
+    """Write ``{"format", "config", "state_dict"}`` (floating tensors cast to ``dtype``)."""
+    state = {
+        name: (t.detach().to("cpu", dtype) if t.is_floating_point() else t.detach().cpu())
+        for name, t in regressor.state_dict().items()
+    }
+    payload = {"format": WEIGHTS_FORMAT, "config": regressor.config.to_dict(), "state_dict": state}
+    torch.save(payload, Path(path))
+
+
+def load_keypoint_regressor(
+    path: str | Path | None = None, *, device: torch.device | str | None = None
+) -> KeypointMeshRegressor:
+    """Load weights written by ``save_keypoint_regressor`` (None = the shipped
+    ``assets/keypoint_regressor.pt``); float32, eval mode, on ``device``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a keypoint-regressor weights file or does not match
+            this code (format, config fields, tensor names or shapes).
+    """
+    path = DEFAULT_WEIGHTS if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"keypoint regressor weights not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle/zip errors come in many types
+        raise ValueError(f"{path} is not a readable torch weights file: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: expected format {WEIGHTS_FORMAT!r}, found {found!r}")
+    config = KeypointRegressorConfig.from_dict(payload["config"])
+    regressor = build_keypoint_regressor(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    try:
+        regressor.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: weights do not match KeypointMeshRegressor: {error}") from error
+    return regressor.to(device).eval()
+
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "KeypointEmbedding",
+    "KeypointMeshRegressor",
+    "KeypointProjection",
+    "KeypointProjectionOperator",
+    "KeypointRegressorConfig",
+    "KeypointSkeleton",
+    "build_keypoint_regressor",
+    "crop_view_rotation",
+    "load_keypoint_regressor",
+    "save_keypoint_regressor",
+]

@@ -1,0 +1,117 @@
+"""Hand tracks over a video: identity, side, and warm-started refinement.
+
+Each track keeps its last fitted parameters (in the right-hand processing frame, see
+``estimator.py``) and the last keypoints. A new frame's detections are matched to tracks of
+the same side by the mean distance between keypoints, relative to the track's hand size; a
+matched hand is refined from its track's parameters with ``warm_iterations``, an unmatched
+one is cold-started and opens a new track, and a track unseen for more than
+``max_missed_frames`` frames is dropped (its next detection starts cold with a new id).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hand_mesh_ros.hand_params import HandParams
+from hand_mesh_ros.pipeline.estimator import HandBatch, HandMeshEstimator
+from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
+
+MAX_MATCH_DISTANCE = 0.5  # mean keypoint distance / hand box diagonal above which no match
+
+
+@dataclass
+class Track:
+    track_id: int
+    side: str
+    params: HandParams  # batch of one, processing frame
+    keypoints: np.ndarray  # (21,2) last detected keypoints, image pixels
+    missed: int = 0
+
+
+def match_tracks(tracks: list[Track], detections) -> dict[int, int]:
+    """Greedy matching detection index -> track index by relative keypoint distance."""
+    pairs = []
+    for ti, track in enumerate(tracks):
+        size = np.linalg.norm(np.ptp(track.keypoints, axis=0)) + 1e-6
+        for di, det in enumerate(detections):
+            if det.side != track.side:
+                continue
+            distance = np.linalg.norm(det.keypoints - track.keypoints, axis=1).mean() / size
+            if distance < MAX_MATCH_DISTANCE:
+                pairs.append((distance, di, ti))
+    matched, used = {}, set()
+    for _, di, ti in sorted(pairs):
+        if di not in matched and ti not in used:
+            matched[di] = ti
+            used.add(ti)
+    return matched
+
+
+class HandTracker:
+    """Stateful video front of ``HandMeshEstimator``: stable track ids and warm starts."""
+
+    def __init__(self, estimator: HandMeshEstimator) -> None:
+        self.estimator = estimator
+        self.tracks: list[Track] = []
+        self._next_id = 0
+
+    def reset(self) -> None:
+        self.tracks.clear()
+
+    def update(self, image: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
+        est, cfg = self.estimator, self.estimator.config
+        t0 = time.perf_counter()
+        camera = est.camera_for(image, camera)
+        detections = est.detector.detect(image)[: cfg.max_hands]
+        timings = {"detect": (time.perf_counter() - t0) * 1e3}
+        matched = match_tracks(self.tracks, detections)
+        hands: list[HandEstimate] = []
+        warm = [i for i in range(len(detections)) if i in matched]
+        cold = [i for i in range(len(detections)) if i not in matched]
+        for indices, is_warm in ((warm, True), (cold, False)):
+            if indices:
+                hands += self._run(
+                    image,
+                    camera,
+                    [detections[i] for i in indices],
+                    [matched.get(i) for i in indices],
+                    is_warm,
+                    timings,
+                )
+        seen = set(matched.values())
+        for ti, track in enumerate(self.tracks):
+            track.missed = 0 if ti in seen else track.missed + 1
+        self.tracks = [t for t in self.tracks if t.missed <= cfg.max_missed_frames]
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        hands.sort(key=lambda h: h.track_id)
+        return FrameResult(image.shape[1], image.shape[0], camera, tuple(hands), timings)
+
+    def _run(self, image, camera, detections, track_indices, warm: bool, timings) -> list:
+        est = self.estimator
+        batch: HandBatch = est.prepare(detections, camera, image.shape[1])
+        if warm:
+            init = HandParams.cat([self.tracks[ti].params for ti in track_indices])
+            iterations = est.config.warm_iterations
+        else:
+            init, stage_ms = est.cold_start(batch)
+            for key, value in stage_ms.items():
+                timings[key] = timings.get(key, 0.0) + value
+            iterations = est.config.refine_iterations
+        t0 = time.perf_counter()
+        result = est.fit(batch, init, iterations, warm=warm)
+        timings["refine"] = timings.get("refine", 0.0) + (time.perf_counter() - t0) * 1e3
+        ids = []
+        for k, det in enumerate(detections):
+            params = result.params.select(k)
+            if warm:
+                track = self.tracks[track_indices[k]]
+                track.params, track.keypoints = params, det.keypoints
+            else:
+                track = Track(self._next_id, det.side, params, det.keypoints)
+                self._next_id += 1
+                self.tracks.append(track)
+            ids.append(track.track_id)
+        return est.finish(batch, result, ids, camera)

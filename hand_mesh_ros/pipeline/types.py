@@ -1,0 +1,94 @@
+"""Results of the image -> hands pipeline: camera intrinsics, per-hand estimates, per frame.
+
+Frames and units: camera frame = OpenCV (x right, y down, z forward), metres; pixels with
+centres at integer coordinates; keypoint order of ``topology.py``. Arrays are numpy float64.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+DEFAULT_HORIZONTAL_FOV_DEG = 60.0  # assumed when no intrinsics are given (a typical webcam)
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics in pixels; ``assumed`` is True when they were not given."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    assumed: bool = False
+
+    def __post_init__(self) -> None:
+        values = (self.fx, self.fy, self.cx, self.cy)
+        if not all(math.isfinite(v) for v in values) or self.fx <= 0 or self.fy <= 0:
+            raise ValueError(
+                f"invalid intrinsics fx={self.fx} fy={self.fy} cx={self.cx} "
+                f"cy={self.cy}: focal lengths must be finite and > 0"
+            )
+
+    @staticmethod
+    def assumed_for(
+        width: int, height: int, horizontal_fov_deg: float = DEFAULT_HORIZONTAL_FOV_DEG
+    ) -> CameraIntrinsics:
+        """Square pixels, principal point at the image centre, the given horizontal FOV."""
+        focal = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
+        return CameraIntrinsics(focal, focal, (width - 1) / 2.0, (height - 1) / 2.0, True)
+
+    def matrix(self, *, dtype=torch.float32, device=None) -> torch.Tensor:
+        """(3,3) K."""
+        return torch.tensor(
+            [[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]],
+            dtype=dtype,
+            device=device,
+        )
+
+    def as_dict(self) -> dict:
+        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "assumed": self.assumed}
+
+
+@dataclass(frozen=True, eq=False)
+class HandEstimate:
+    """One hand in one frame.
+
+    keypoints_2d: (21,2) pixels, the fitted hand's projected keypoints.
+    detected_keypoints_2d: (21,2) pixels, the detector's keypoints (the 2D evidence).
+    keypoints_3d: (21,3) metres, camera frame.
+    pose (45,), shape (10,), global_orient (3,), transl (3,): parameters of ``model_name``'s
+        ``side`` hand model that reproduce vertices/keypoints_3d in the camera frame.
+    vertices: (V,3) metres, camera frame; faces: (F,3) int64 (shared, do not modify).
+    """
+
+    side: str
+    score: float
+    track_id: int
+    keypoints_2d: np.ndarray
+    detected_keypoints_2d: np.ndarray
+    keypoints_3d: np.ndarray
+    pose: np.ndarray
+    shape: np.ndarray
+    global_orient: np.ndarray
+    transl: np.ndarray
+    vertices: np.ndarray
+    faces: np.ndarray
+    model_name: str
+    refine_iterations: int
+    refine_loss: float
+    keypoint_error_px: float
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """All hands of one image. timings_ms: per stage (detect, regress, align, refine, total)."""
+
+    width: int
+    height: int
+    camera: CameraIntrinsics
+    hands: tuple[HandEstimate, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,162 @@
+"""Rigid alignment, the DHPE 63-d conversion and test-time refinement (Eq. 13), on real
+renders of the open hand model with known ground truth."""
+
+import math
+
+import pytest
+import torch
+from helpers import assert_close
+
+from hand_mesh_ros import load_hand_model
+from hand_mesh_ros.camera import crop_intrinsics, intrinsics_matrix, project
+from hand_mesh_ros.fitting import RefineConfig, align_to_keypoints, refine
+from hand_mesh_ros.hand_params import THETA_DIM, crop_params_to_hand_params
+from hand_mesh_ros.handmodel.prior import PosePrior
+from hand_mesh_ros.metrics import pa_mpjpe
+from hand_mesh_ros.render import rasterize
+from hand_mesh_ros.synthetic import SceneConfig, perturb_params, sample_scene_params
+
+IMAGE_SIZE = (240, 320)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_hand_model("right", dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def prior(model):
+    return PosePrior.from_model(model)
+
+
+@pytest.fixture(scope="module")
+def K():
+    return intrinsics_matrix(300.0, 300.0, 159.5, 119.5, dtype=torch.float64)
+
+
+def scene(model, prior, K, n, seed, **config):
+    g = torch.Generator().manual_seed(seed)
+    cfg = SceneConfig(**config)
+    truth = sample_scene_params(model, prior, n, K, IMAGE_SIZE, generator=g, config=cfg)
+    with torch.no_grad():
+        out = model(**truth.as_kwargs())
+    return truth, out, project(out.keypoints, K)
+
+
+def test_scenes_put_whole_plausible_hands_in_view(model, prior, K):
+    truth, out, kp2d = scene(model, prior, K, 16, seed=0)
+    assert (kp2d[..., 0] > -20).all() and (kp2d[..., 0] < 340).all()
+    assert (kp2d[..., 1] > -20).all() and (kp2d[..., 1] < 260).all()
+    depth = out.keypoints[:, 9, 2]
+    assert (depth > 0.3).all() and (depth < 0.85).all()
+    assert_close(prior.penalty(truth.pose), torch.zeros(16, dtype=torch.float64), atol=1e-20)
+
+
+def test_align_recovers_rigid_placement_when_pose_is_known(model, prior, K):
+    truth, out, kp2d = scene(model, prior, K, 4, seed=1)
+    init = align_to_keypoints(model, kp2d, K, pose=truth.pose, shape=truth.shape)
+    placed = model(**init.as_kwargs())
+    assert_close(placed.vertices, out.vertices, atol=1e-6, what="vertices (m)")
+
+
+def test_align_with_mean_pose_is_close_and_in_front(model, prior, K):
+    truth, out, kp2d = scene(model, prior, K, 8, seed=2)
+    mean = prior.mean_pose().expand(8, -1)
+    init = align_to_keypoints(model, kp2d, K, pose=mean)
+    placed = model(**init.as_kwargs())
+    assert (placed.keypoints[..., 2] > 0).all()
+    # the palm is rigid: its keypoints reproject closely even with the wrong fingers and size
+    palm_px = (project(placed.keypoints, K) - kp2d).norm(dim=-1)[:, [0, 5, 9, 13, 17]]
+    assert palm_px.mean(-1).median() < 5.0
+    # depth is only as right as the mean hand size is (shape differs): within ~30 %
+    depth_ratio = placed.keypoints[:, 9, 2] / out.keypoints[:, 9, 2]
+    assert ((depth_ratio - 1).abs().median()) < 0.3
+
+
+def test_crop_params_convert_to_identical_projection(model):
+    g = torch.Generator().manual_seed(3)
+    theta = 0.2 * torch.randn(3, THETA_DIM, generator=g, dtype=torch.float64)
+    params = crop_params_to_hand_params(theta, model, crop_size=224)
+    from hand_mesh_ros.camera import apply_crop_camera
+
+    local = model(pose=theta[:, :45], shape=theta[:, 45:55])
+    crop_points = apply_crop_camera(local.vertices, local.keypoints[:, 9], theta[:, 55:])
+    K = crop_intrinsics(224, dtype=torch.float64)
+    converted = model(**params.as_kwargs()).vertices
+    assert_close(project(converted, K), project(crop_points, K), atol=1e-8, what="pixels")
+    # scale is folded into depth: the metric size is the shape's
+    size = (converted[:, 0] - converted[:, 1]).norm(dim=-1)
+    assert_close(size, (local.vertices[:, 0] - local.vertices[:, 1]).norm(dim=-1), atol=1e-12)
+
+
+def test_refinement_fits_keypoints_and_mask(model, prior, K):
+    truth, out, kp2d = scene(model, prior, K, 3, seed=4)
+    masks = rasterize(out.vertices, model.faces, K, image_size=IMAGE_SIZE).mask.double()
+    init = align_to_keypoints(model, kp2d, K, pose=prior.mean_pose().expand(3, -1))
+    cfg = RefineConfig(iterations=30, rel_tol=0.0, abs_tol=0.0)
+    result = refine(model, init, K, kp2d, mask=masks, prior=prior, config=cfg)
+    before = (project(model(**init.as_kwargs()).keypoints, K) - kp2d).norm(dim=-1).mean(-1)
+    assert result.iterations == 30 and result.loss_history.shape == (31,)
+    assert result.loss_history[-1] < 0.5 * result.loss_history[0]  # the mask term has a floor
+    assert (result.keypoint_error_px < 0.6 * before).all()
+    assert result.keypoint_error_px.median() < 0.5  # one of the three converges more slowly
+    fitted = model(**result.params.as_kwargs()).keypoints
+    pa_before = pa_mpjpe(model(**init.as_kwargs()).keypoints, out.keypoints)
+    assert pa_mpjpe(fitted, out.keypoints).mean() < pa_before.mean()
+
+
+def test_refinement_from_truth_stays_close(model, prior, K):
+    truth, _, kp2d = scene(model, prior, K, 2, seed=5)
+    cfg = RefineConfig(iterations=15, render_size=32)
+    result = refine(model, truth, K, kp2d, prior=prior, config=cfg)
+    # the shape prior pulls towards the mean hand, so the truth is not exactly the optimum
+    assert result.keypoint_error_px.max() < 1.0
+    assert_close(result.params.transl, truth.transl, atol=0.02, what="translation (m)")
+
+
+def test_refinement_stops_early_when_the_loss_settles(model, prior, K):
+    truth, _, kp2d = scene(model, prior, K, 1, seed=5)
+    cfg = RefineConfig(render_size=32, rel_tol=0.2, abs_tol=0.0, patience=2)
+    result = refine(model, truth, K, kp2d, prior=prior, config=cfg)
+    assert 2 <= result.iterations < 50
+    assert result.loss_history.shape == (result.iterations + 1,)
+    rel = (result.loss_history[-3:-1] - result.loss_history[-2:]).abs() / result.loss_history[-3:-1]
+    assert (rel < 0.2).all()
+
+
+def test_warm_start_reaches_the_cold_result_sooner(model, prior, K):
+    """A frame-to-frame move at video rate: warm-starting from the previous frame's hand
+    reaches the cold start's final loss in fewer iterations (summed over a few clips)."""
+    cfg = RefineConfig(iterations=30, self_silhouette_weight=0.0, rel_tol=0.0, abs_tol=0.0)
+    warm_needed, cold_used = 0, 0
+    for seed in (6, 7, 8):
+        previous, _, _ = scene(model, prior, K, 1, seed=seed)
+        g = torch.Generator().manual_seed(seed)
+        moved = perturb_params(
+            previous, generator=g, pose_step=0.02, orient_step=0.01, transl_step=0.002
+        )
+        with torch.no_grad():
+            kp2d = project(model(**moved.as_kwargs()).keypoints, K)
+        cold_init = align_to_keypoints(model, kp2d, K, pose=prior.mean_pose()[None])
+        cold = refine(model, cold_init, K, kp2d, prior=prior, config=cfg)
+        warm = refine(model, previous, K, kp2d, prior=prior, config=cfg)
+        target = cold.loss_history[-1] * 1.01
+        cold_used += int(torch.nonzero(cold.loss_history <= target)[0])
+        reached = torch.nonzero(warm.loss_history <= target)
+        warm_needed += int(reached[0]) if len(reached) else cfg.iterations + 1
+        assert warm.keypoint_error_px.item() < 0.5
+    assert warm_needed < cold_used
+
+
+def test_refinement_ignores_missing_keypoints(model, prior, K):
+    truth, _, kp2d = scene(model, prior, K, 1, seed=7)
+    weights = torch.ones(1, 21, dtype=torch.float64)
+    weights[0, 16:] = 0.0
+    corrupted = kp2d.clone()
+    corrupted[0, 16:] = float("nan")
+    corrupted = torch.nan_to_num(corrupted, nan=1e4)  # far away, but weight 0
+    cfg = RefineConfig(iterations=10, render_size=32)
+    result = refine(model, truth, K, corrupted, keypoint_weights=weights, prior=prior, config=cfg)
+    assert math.isfinite(result.loss_history[-1].item())
+    assert result.keypoint_error_px.item() < 1.5  # over the weighted keypoints only
+    assert result.loss_history[-1] < 100.0  # the 1e4-pixel outliers would cost ~1e7

@@ -1,0 +1,126 @@
+"""The image -> hands pipeline on real images (mediapipe, regressor, PnP, refinement)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import SHARED_DATA
+
+from hand_mesh_ros import load_hand_model
+from hand_mesh_ros.imageio import read_image
+from hand_mesh_ros.metrics import pa_mpjpe
+from hand_mesh_ros.pipeline import (
+    CameraIntrinsics,
+    EstimatorConfig,
+    HandMeshEstimator,
+    HandTracker,
+)
+
+HANDS = SHARED_DATA / "hands"
+pytestmark = pytest.mark.skipif(not HANDS.is_dir(), reason=f"{HANDS} (shared data) is absent")
+
+
+def annotations(dataset: str) -> list[dict]:
+    rows = [json.loads(line) for line in (HANDS / "annotations.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["dataset"] == dataset]
+
+
+def camera_of(row) -> CameraIntrinsics:
+    k = row["K"]
+    return CameraIntrinsics(k[0][0], k[1][1], k[0][2], k[1][2])
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    torch.set_num_threads(1)
+    est = HandMeshEstimator(EstimatorConfig(device="cpu", refine_iterations=20))
+    yield est
+    est.close()
+
+
+@pytest.fixture(scope="module")
+def rhd_results(estimator):
+    rows = annotations("RHD")
+    return [
+        (row, estimator.estimate(read_image(HANDS / row["image"]), camera_of(row))) for row in rows
+    ]
+
+
+def test_rhd_sides_2d_and_metric_3d(rhd_results):
+    assert len(rhd_results) == 3
+    for row, result in rhd_results:
+        assert len(result.hands) == 1 and not result.camera.assumed
+        hand = result.hands[0]
+        assert hand.side == row["side"]  # mediapipe's mirrored convention corrected
+        kp = np.array(row["kp2d"])[:, :2]
+        assert np.linalg.norm(hand.keypoints_2d - kp, axis=1).mean() < 10.0
+        truth = torch.tensor(row["kp3d"], dtype=torch.float64)[None] / 1000.0
+        pa_mm = 1000 * pa_mpjpe(torch.tensor(hand.keypoints_3d)[None], truth).item()
+        assert pa_mm < 30.0
+        depth_ratio = hand.keypoints_3d[9, 2] / truth[0, 9, 2].item()
+        assert 0.6 < depth_ratio < 1.5  # metric size from the shape prior (docs/pipeline.md)
+
+
+def test_outputs_are_consistent_with_the_side_models(rhd_results):
+    """The returned MANO-style params reproduce the returned mesh with that side's model,
+    and keypoints_2d are the projection of keypoints_3d."""
+    models = {side: load_hand_model(side, dtype=torch.float64) for side in ("left", "right")}
+    for _, result in rhd_results:
+        for hand in result.hands:
+            model = models[hand.side]
+            out = model(
+                **{
+                    k: torch.tensor(getattr(hand, k))[None]
+                    for k in ("pose", "shape", "global_orient", "transl")
+                }
+            )
+            assert np.abs(out.vertices[0].numpy() - hand.vertices).max() < 1e-4
+            assert np.abs(out.keypoints[0].numpy() - hand.keypoints_3d).max() < 1e-4
+            k3 = hand.keypoints_3d
+            cam = result.camera
+            uv = k3[:, :2] / k3[:, 2:3] * [cam.fx, cam.fy] + [cam.cx, cam.cy]
+            assert np.abs(uv - hand.keypoints_2d).max() < 1e-6
+    sides = {h.side for _, r in rhd_results for h in r.hands}
+    assert sides == {"left", "right"}
+
+
+def test_assumed_intrinsics_and_no_hand(estimator):
+    row = annotations("FreiHAND")[0]
+    image = read_image(HANDS / row["image"])
+    result = estimator.estimate(image)
+    assert result.camera.assumed and result.camera.fx > 0
+    assert len(result.hands) == 1 and result.hands[0].side == "right"
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    empty = estimator.estimate(blank)
+    assert empty.hands == () and empty.width == 320 and "total" in empty.timings_ms
+
+
+def test_mirrored_input_flips_the_side():
+    row = annotations("RHD")[0]
+    image = np.ascontiguousarray(read_image(HANDS / row["image"])[:, ::-1])
+    est = HandMeshEstimator(EstimatorConfig(device="cpu", mirrored_input=True, refine_iterations=5))
+    try:
+        result = est.estimate(image)
+    finally:
+        est.close()
+    assert [h.side for h in result.hands] == [row["side"]]
+
+
+def test_tracker_keeps_identity_and_warm_starts(estimator):
+    row = annotations("RHD")[2]
+    image, camera = read_image(HANDS / row["image"]), camera_of(row)
+    tracker = HandTracker(estimator)
+    frames = [tracker.update(image, camera) for _ in range(3)]
+    ids = [[h.track_id for h in f.hands] for f in frames]
+    assert ids == [[0], [0], [0]]
+    assert frames[1].hands[0].refine_iterations <= estimator.config.warm_iterations
+    assert "regress" in frames[0].timings_ms and "regress" not in frames[1].timings_ms
+    # the warm-started hand stays where the cold one was (no jitter on a still image)
+    drift = np.abs(frames[2].hands[0].keypoints_3d - frames[0].hands[0].keypoints_3d).max()
+    assert drift < 0.01
+    blank = np.full_like(image, 127)
+    for _ in range(estimator.config.max_missed_frames + 1):
+        assert tracker.update(blank, camera).hands == ()
+    assert tracker.tracks == []
+    assert [h.track_id for h in tracker.update(image, camera).hands] == [1]
