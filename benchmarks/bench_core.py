@@ -1,7 +1,8 @@
 """Core benchmark: prints per-operation times on the CPU and, when present, on CUDA.
 
 Operations: hand model forward and forward+backward at batch 1 and 32; soft silhouette
-forward+backward and hard rasterisation at 64/128/224 px; one test-time refinement
+forward+backward (renderer defaults, and the refinement's sigma with back-face culling) and
+hard rasterisation at 64/128/224 px; one test-time refinement
 iteration at 64 and 128 px. Times are medians over repeats after warm-up.
 
 Usage: python benchmarks/bench_core.py [--threads 2] [--repeats 20] [--json out.json]
@@ -24,6 +25,7 @@ from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.render import rasterize
 
 HAND_DEPTH = 0.5  # metres
+REFINE = RefineConfig()  # the refinement's renderer settings (sigma, back-face culling)
 
 
 def timed(fn, device: str, repeats: int, warmup: int = 3) -> float:
@@ -75,6 +77,18 @@ def bench_renderer(model, device: str, repeats: int) -> dict[str, float]:
         image_size = (size, size)
         soft = partial(
             render_silhouette, verts.clone().requires_grad_(), model.faces, K, image_size
+        )
+        soft_fit = partial(
+            render_silhouette,
+            verts.clone().requires_grad_(),
+            model.faces,
+            K,
+            image_size,
+            sigma=REFINE.sigma,
+            cull_backfaces=REFINE.cull_backfaces,
+        )
+        results[f"soft_silhouette_refine_settings_fwd_bwd_{size}px_ms"] = timed(
+            lambda fn=soft_fit: fn().sum().backward(), device, repeats
         )
         hard = partial(rasterize, verts, model.faces, K, image_size)
         results[f"soft_silhouette_fwd_bwd_{size}px_ms"] = timed(

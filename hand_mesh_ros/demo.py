@@ -16,66 +16,48 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from hand_mesh_ros.camera import intrinsics_matrix, project
+from hand_mesh_ros.camera import project
 from hand_mesh_ros.fitting import RefineConfig, align_to_keypoints, refine
 from hand_mesh_ros.handmodel.model import load_hand_model
 from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.metrics import mask_iou, pa_mpjpe
 from hand_mesh_ros.render import rasterize
-from hand_mesh_ros.synthetic import perturb_params, sample_scene_params
-from hand_mesh_ros.visualize import draw_keypoints, overlay_mesh, shade_mesh
+from hand_mesh_ros.synthetic import SceneConfig
+from hand_mesh_ros.synthetic.clip import render_clip
+from hand_mesh_ros.visualize import draw_keypoints, overlay_mesh
 
 IMAGE_SIZE = (240, 320)  # H, W
 FOCAL = 300.0  # pixels
 KEYPOINT_NOISE_PX = 1.5  # standard deviation of the simulated detector noise
 WARM_ITERATIONS = 15
-SKIN_RGB = (224, 172, 140)
-
-
-def background(seed: int) -> np.ndarray:
-    """A smooth procedural RGB background (H, W, 3) uint8."""
-    rng = np.random.default_rng(seed)
-    h, w = IMAGE_SIZE
-    coarse = rng.uniform(40, 200, size=(4, 5, 3)).astype(np.float32)
-    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
-
-
-def render_frame(model, params, K, bg: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
-    """Shaded hand over the background; returns (RGB image, mask (1,H,W))."""
-    with torch.no_grad():
-        verts = model(**params.as_kwargs()).vertices
-        shaded, mask = shade_mesh(verts[0], model.faces, K, IMAGE_SIZE, SKIN_RGB)
-        image = bg.copy()
-        image[mask] = shaded[mask]
-        return image, torch.from_numpy(mask)[None].float()
 
 
 def make_clip(model, prior, frames: int, seed: int):
-    """Ground-truth params per frame, with images, masks and noisy 2D keypoints."""
-    g = torch.Generator().manual_seed(seed)
-    K = intrinsics_matrix(FOCAL, FOCAL, (IMAGE_SIZE[1] - 1) / 2, (IMAGE_SIZE[0] - 1) / 2)
-    params = sample_scene_params(model, prior, 1, K, IMAGE_SIZE, generator=g)
-    bg = background(seed)
-    clip = []
-    for _ in range(frames):
-        image, mask = render_frame(model, params, K, bg)
-        with torch.no_grad():
-            out = model(**params.as_kwargs())
-            kp2d = project(out.keypoints, K)
+    """Ground truth per frame, images, masks and noisy 2D keypoints (detector-like)."""
+    clip = render_clip(
+        model, prior, frames, seed=seed, image_size=IMAGE_SIZE, focal=FOCAL, scene=SceneConfig()
+    )
+    g = torch.Generator().manual_seed(seed + 1)
+    rows = []
+    for frame in clip.frames:
+        kp2d = torch.tensor(frame.keypoints_2d, dtype=torch.float32)[None]
         noisy = kp2d + KEYPOINT_NOISE_PX * torch.randn(kp2d.shape, generator=g)
-        clip.append(
-            {"truth": params, "image": image, "mask": mask, "kp2d": noisy, "kp3d": out.keypoints}
+        rows.append(
+            {
+                "truth": frame.truth,
+                "image": frame.image,
+                "mask": torch.from_numpy(frame.mask)[None].float(),
+                "kp2d": noisy,
+                "kp3d": torch.tensor(frame.keypoints_3d, dtype=torch.float32)[None],
+            }
         )
-        params = perturb_params(params, generator=g, pose_step=0.03, transl_step=0.003)
-        params = replace(params, pose=prior.clamp(params.pose))
-    return K, clip
+    return clip.K, rows
 
 
 def evaluate(model, params, K, frame) -> dict[str, float]:

@@ -124,3 +124,39 @@ def test_tracker_keeps_identity_and_warm_starts(estimator):
         assert tracker.update(blank, camera).hands == ()
     assert tracker.tracks == []
     assert [h.track_id for h in tracker.update(image, camera).hands] == [1]
+
+
+def test_dhpe_evidence_weights_replace_the_detector_keypoints(tmp_path):
+    """With evidence weights the pipeline fits the network's heatmap keypoints (here an
+    untrained ResNet-18 + CPM: only the path is checked, not accuracy)."""
+    from hand_mesh_ros.detect.dhpe_evidence import (
+        EvidenceConfig,
+        EvidenceNet,
+        save_evidence_weights,
+    )
+
+    torch.manual_seed(0)
+    path = tmp_path / "evidence.pt"
+    save_evidence_weights(EvidenceNet(EvidenceConfig(backbone="resnet18")), path)
+    row = annotations("RHD")[2]
+    image = read_image(HANDS / row["image"])
+    est = HandMeshEstimator(
+        EstimatorConfig(device="cpu", refine_iterations=3, evidence_weights=str(path))
+    )
+    try:
+        plain = est.detector.detect(image)
+        result = est.estimate(image, camera_of(row))
+    finally:
+        est.close()
+    assert len(result.hands) == 1
+    detected = result.hands[0].detected_keypoints_2d
+    assert np.abs(detected - plain[0].keypoints).max() > 1.0  # not mediapipe's keypoints
+    box = np.ptp(plain[0].keypoints, axis=0).max() * 1.5
+    assert np.abs(detected - plain[0].keypoints.mean(0)).max() < box  # inside the crop
+
+
+def test_missing_evidence_weights_fail_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        HandMeshEstimator(
+            EstimatorConfig(device="cpu", evidence_weights=str(tmp_path / "nowhere.pt"))
+        )

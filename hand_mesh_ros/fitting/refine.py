@@ -51,7 +51,8 @@ class RefineConfig:
     # given): it anchors the surface to the initial estimate, so it stays a light regulariser
     self_silhouette_weight: float = 1.0
     pose_prior_weight: float = 1.0
-    shape_prior_weight: float = 0.01
+    shape_prior_weight: float = 1.0  # 0.01 let the size wander: 3x the depth error (docs)
+    optimise_shape: bool = True  # False keeps the initial shape (tracking a known hand)
     rel_tol: float = 1e-3  # early stop: relative loss change below this ...
     abs_tol: float = 1e-3  # ... or mean change per hand below this (render px^2) ...
     patience: int = 3  # ... for this many consecutive iterations
@@ -134,12 +135,22 @@ def _loss_and_grad(model, x, targets, weights, prior):
     return loss.detach(), grad
 
 
+def _free_mask(x: torch.Tensor, cfg: RefineConfig) -> torch.Tensor:
+    """(1, 61) 1 for optimised parameters, 0 for frozen ones."""
+    free = torch.ones_like(x[:1])
+    if not cfg.optimise_shape:
+        free[:, NUM_POSE : NUM_POSE + NUM_SHAPE] = 0.0
+    return free
+
+
 def _lm(model, x, targets, weights, prior, cfg: RefineConfig):
     damping = torch.full_like(x[:, :1], cfg.lm_damping)
+    free = _free_mask(x, cfg)
     loss, grad = _loss_and_grad(model, x, targets, weights, prior)
     history, stop = [float(loss.sum())], _Stopper(cfg, x.shape[0])
     for _ in range(cfg.iterations):
-        jac = objective.residual_jacobian(model, x, targets, weights, prior)
+        jac = objective.residual_jacobian(model, x, targets, weights, prior) * free[:, None]
+        grad = grad * free
         hessian = 2.0 * jac.transpose(1, 2) @ jac
         diag = hessian.diagonal(dim1=1, dim2=2)
         eps = 1e-6 * diag.mean(-1, keepdim=True).clamp_min(1e-12)
@@ -172,6 +183,7 @@ def _adam(model, x0, targets, weights, prior, cfg: RefineConfig):
             torch.full((1,), cfg.lr_log_depth),
         ]
     ).to(x0)
+    rates = rates * _free_mask(x0, cfg)[0]
     z = torch.zeros_like(x0, requires_grad=True)
     optimiser = torch.optim.Adam([z], lr=1.0)
     history, stop = [], _Stopper(cfg, x0.shape[0])

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +52,9 @@ class EstimatorConfig:
     warm_iterations: int = 10  # tracked hands, warm-started from the previous frame
     horizontal_fov_deg: float = 60.0  # used when no intrinsics are given
     max_missed_frames: int = 3  # a track unseen for longer is dropped (HandTracker)
+    # trained weights of the paper's 2D evidence estimator (ResNet + CPM); when given, its
+    # heatmap keypoints replace mediapipe's (mediapipe still finds the hands). "" = none.
+    evidence_weights: str = ""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -63,6 +67,24 @@ class EstimatorConfig:
             raise ValueError(
                 f"horizontal_fov_deg must be in [10, 170], got {self.horizontal_fov_deg}"
             )
+
+
+def load_params_file(path: str | Path) -> EstimatorConfig:
+    """EstimatorConfig from a ROS 2 parameter file (``config/estimator.yaml`` layout:
+    ``<node or /**>: ros__parameters: {...}``); unknown keys are rejected."""
+    import yaml
+
+    with open(path) as f:
+        document = yaml.safe_load(f) or {}
+    params = {}
+    for section in document.values():
+        if isinstance(section, dict):
+            params.update(section.get("ros__parameters", {}))
+    known = {f.name for f in fields(EstimatorConfig)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown estimator parameters {unknown}; known: {sorted(known)}")
+    return EstimatorConfig(**params)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,6 +126,18 @@ class HandMeshEstimator:
         self.prior = PosePrior.from_model(self.model).to(self.device)
         self.regressor = load_keypoint_regressor(device=self.device)
         self.faces = self.model.faces.cpu().numpy()
+        self.evidence = None
+        if self.config.evidence_weights:
+            from hand_mesh_ros.detect.dhpe_evidence import DHPEEvidence
+
+            self.evidence = DHPEEvidence(self.config.evidence_weights, device=self.device)
+
+    def detect(self, image: np.ndarray) -> list[Detection2D]:
+        """Hands and their 2D keypoints (mediapipe, or the DHPE evidence estimator)."""
+        detections = self.detector.detect(image)[: self.config.max_hands]
+        if self.evidence is not None and detections:
+            detections = self.evidence.refine_detections(image, detections)
+        return detections
 
     def close(self) -> None:
         if hasattr(self.detector, "close"):
@@ -141,9 +175,14 @@ class HandMeshEstimator:
         return init, {"regress": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3}
 
     def fit(self, batch: HandBatch, init: HandParams, iterations: int, *, warm: bool):
-        """Test-time refinement; warm starts skip the self-rendered silhouette, which would
-        anchor the hand to the previous frame's."""
-        config = RefineConfig(iterations=iterations, self_silhouette_weight=0.0 if warm else 1.0)
+        """Test-time refinement. Warm starts keep the track's shape (a person's hand does not
+        change) and skip the self-rendered silhouette, which would anchor the hand to the
+        previous frame's."""
+        config = RefineConfig(
+            iterations=iterations,
+            self_silhouette_weight=0.0 if warm else 1.0,
+            optimise_shape=not warm,
+        )
         return refine(
             self.model,
             init,
@@ -204,7 +243,7 @@ class HandMeshEstimator:
         """All hands of one RGB uint8 image (H,W,3), each cold-started."""
         t0 = time.perf_counter()
         camera = self.camera_for(image, camera)
-        detections = self.detector.detect(image)[: self.config.max_hands]
+        detections = self.detect(image)
         timings = {"detect": (time.perf_counter() - t0) * 1e3}
         hands: list[HandEstimate] = []
         if detections:

@@ -65,7 +65,7 @@ class HandTracker:
         est, cfg = self.estimator, self.estimator.config
         t0 = time.perf_counter()
         camera = est.camera_for(image, camera)
-        detections = est.detector.detect(image)[: cfg.max_hands]
+        detections = est.detect(image)
         timings = {"detect": (time.perf_counter() - t0) * 1e3}
         matched = match_tracks(self.tracks, detections)
         hands: list[HandEstimate] = []
