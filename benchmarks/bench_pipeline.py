@@ -15,6 +15,7 @@ Usage: python benchmarks/bench_pipeline.py [--frames 40] [--seed 0] [--threads 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 
@@ -85,6 +86,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=None,
+        help="override EstimatorConfig.temporal_weight",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,11 +99,13 @@ def main() -> None:
     clip = render_clip(model, PosePrior.from_model(model), args.frames, seed=args.seed)
     k = clip.K
     camera = CameraIntrinsics(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
-    estimator = HandMeshEstimator(EstimatorConfig(device=args.device))
+    overrides = {} if args.temporal_weight is None else {"temporal_weight": args.temporal_weight}
+    estimator = HandMeshEstimator(EstimatorConfig(device=args.device, **overrides))
     report = {
         "clip": f"{args.frames} frames 640x480, seed {args.seed}",
         "device": str(estimator.device),
         "threads": args.threads,
+        "config": dataclasses.asdict(estimator.config),
         "cold": run(estimator.estimate, clip, camera),
         "tracked": run(HandTracker(estimator).update, clip, camera),
     }

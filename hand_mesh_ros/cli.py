@@ -68,27 +68,50 @@ class Reporter:
 
 def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``estimate`` subcommand's options."""
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="image files, folders of images/videos, or video files")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="output folder (created if missing)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders of images/videos, or video files",
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="output folder (created if missing)"
+    )
     group = parser.add_argument_group(
         "camera intrinsics (pixels; all four or none: none assumes a 60 degree horizontal FOV)"
     )
     for name in INTRINSICS:
         group.add_argument(f"--{name}", type=float, default=None)
-    parser.add_argument("--device", choices=DEVICES, default="auto",
-                        help="torch device (auto: cuda when available)")
-    parser.add_argument("--iterations", type=int, default=None, metavar="N",
-                        help="refinement iterations per cold-started hand (default 50); "
-                        "tracked hands use at most 10")
-    parser.add_argument("--max-hands", type=int, default=2, metavar="N",
-                        help="most hands per image (1-8, default 2)")
-    parser.add_argument("--mirrored", action="store_true",
-                        help="the input is mirrored (a selfie view): decides left/right")
-    parser.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
-                        help="track hands across frames with warm starts (default: within "
-                        "videos only; --track also treats the images as one sequence)")
+    parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help="torch device (auto: cuda when available)"
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refinement iterations per cold-started hand (default 50); "
+        "tracked hands use at most 10",
+    )
+    parser.add_argument(
+        "--max-hands",
+        type=int,
+        default=2,
+        metavar="N",
+        help="most hands per image (1-8, default 2)",
+    )
+    parser.add_argument(
+        "--mirrored",
+        action="store_true",
+        help="the input is mirrored (a selfie view): decides left/right",
+    )
+    parser.add_argument(
+        "--track",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="track hands across frames with warm starts (default: within "
+        "videos only; --track also treats the images as one sequence)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -99,7 +122,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     estimate = commands.add_parser(
-        "estimate", help="estimate hand meshes in images and videos",
+        "estimate",
+        help="estimate hand meshes in images and videos",
         description="Estimate 3D hand meshes; writes JSON, PLY meshes and overlays.",
     )
     add_estimate_arguments(estimate)
@@ -128,11 +152,15 @@ def config_from_args(args: argparse.Namespace):
     """EstimatorConfig from the options; ValueError for out-of-range values."""
     from hand_mesh_ros.pipeline.estimator import EstimatorConfig
 
-    config = EstimatorConfig(device=args.device, max_hands=args.max_hands,
-                             mirrored_input=args.mirrored)
+    config = EstimatorConfig(
+        device=args.device, max_hands=args.max_hands, mirrored_input=args.mirrored
+    )
     if args.iterations is not None:
-        config = replace(config, refine_iterations=args.iterations,
-                         warm_iterations=min(args.iterations, config.warm_iterations))
+        config = replace(
+            config,
+            refine_iterations=args.iterations,
+            warm_iterations=min(args.iterations, config.warm_iterations),
+        )
     return config
 
 
@@ -276,7 +304,7 @@ def _reason(exc: Exception, path: Path) -> str:
     """The message without a leading '<path>: ' (the error line names the file already)."""
     text = str(exc)
     prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def expand_inputs(raw: list[str], report: Reporter) -> tuple[list[Path], int]:
@@ -298,8 +326,10 @@ def expand_inputs(raw: list[str], report: Reporter) -> tuple[list[Path], int]:
 
 def run_estimate(args: argparse.Namespace) -> int:
     """The ``estimate`` command (arguments already validated by ``main``)."""
-    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING,
-                        format="%(levelname)s: %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.ERROR if args.quiet else logging.WARNING,
+        format="%(levelname)s: %(name)s: %(message)s",
+    )
     report = Reporter(0, quiet=args.quiet)
     files, failed = expand_inputs(args.inputs, report)
     report.total = len(files)

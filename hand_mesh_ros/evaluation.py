@@ -231,13 +231,20 @@ def pose_errors_mm(pred_mm: np.ndarray, target_mm: np.ndarray) -> tuple[float, f
 def score_hand(method: str, annotation: Annotation, prediction: Prediction | None) -> HandScore:
     """Scores of one method's (matched) prediction, or a miss when ``prediction`` is None."""
     base = dict(
-        name=annotation.name, dataset=annotation.dataset, method=method,
+        name=annotation.name,
+        dataset=annotation.dataset,
+        method=method,
         box_size=annotation.box_size,
     )
     if prediction is None:
         return HandScore(
-            **base, detected=False, errors_px=np.zeros(0), side_correct=None,
-            rr_mpjpe_mm=None, pa_mpjpe_mm=None, root_depth_error_mm=None,
+            **base,
+            detected=False,
+            errors_px=np.zeros(0),
+            side_correct=None,
+            rr_mpjpe_mm=None,
+            pa_mpjpe_mm=None,
+            root_depth_error_mm=None,
         )
     rr = pa = depth = None
     target = annotation.keypoints_3d_mm
@@ -247,8 +254,13 @@ def score_hand(method: str, annotation: Annotation, prediction: Prediction | Non
         depth = abs(prediction.root_depth_mm - float(target[WRIST_KEYPOINT, 2]))
     side_ok = None if annotation.side is None else prediction.side == annotation.side
     return HandScore(
-        **base, detected=True, errors_px=keypoint_errors_px(prediction.keypoints_2d, annotation),
-        side_correct=side_ok, rr_mpjpe_mm=rr, pa_mpjpe_mm=pa, root_depth_error_mm=depth,
+        **base,
+        detected=True,
+        errors_px=keypoint_errors_px(prediction.keypoints_2d, annotation),
+        side_correct=side_ok,
+        rr_mpjpe_mm=rr,
+        pa_mpjpe_mm=pa,
+        root_depth_error_mm=depth,
     )
 
 
@@ -364,8 +376,11 @@ def camera_from_annotation(annotation: Annotation) -> CameraIntrinsics | None:
 
 
 def evaluate(
-    annotations: Sequence[Annotation], estimator, recorder: RecordingDetector,
-    *, max_match_distance: float = DEFAULT_MAX_MATCH_DISTANCE,
+    annotations: Sequence[Annotation],
+    estimator,
+    recorder: RecordingDetector,
+    *,
+    max_match_distance: float = DEFAULT_MAX_MATCH_DISTANCE,
 ) -> tuple[list[HandScore], dict]:
     """Run ``estimator`` (whose detector is ``recorder``) on every annotated image and score
     both methods. Returns the hand scores and run facts (images, mean timings in ms, and the
@@ -409,17 +424,36 @@ def _nearest_landmark_difference(hand, detections) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hand-mesh evaluate``."""
-    parser.add_argument("annotations", type=Path,
-                        help="annotations .jsonl (format: docs/evaluation.md)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="torch device for the pipeline (default: auto)")
-    parser.add_argument("--iterations", type=int, default=None, metavar="N",
-                        help="refinement iterations per hand (default: the estimator's, 50)")
-    parser.add_argument("--max-match-distance", type=float, default=DEFAULT_MAX_MATCH_DISTANCE,
-                        help="max mean keypoint distance for a detection to match an annotated "
-                        "hand, as a fraction of its box's longer side (default: %(default)s)")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
-                        help="write all numbers (summaries and per-hand scores) to OUT")
+    parser.add_argument(
+        "annotations", type=Path, help="annotations .jsonl (format: docs/evaluation.md)"
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="torch device for the pipeline (default: auto)",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refinement iterations per hand (default: the estimator's, 50)",
+    )
+    parser.add_argument(
+        "--max-match-distance",
+        type=float,
+        default=DEFAULT_MAX_MATCH_DISTANCE,
+        help="max mean keypoint distance for a detection to match an annotated "
+        "hand, as a fraction of its box's longer side (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="write all numbers (summaries and per-hand scores) to OUT",
+    )
 
 
 def _hand_record(score: HandScore) -> dict:
@@ -443,10 +477,15 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"hand-mesh evaluate: {exc}", file=sys.stderr)
         return 2
-    recorder = RecordingDetector(MediapipeHandDetector(MediapipeConfig(
-        max_hands=config.max_hands, mirrored_input=config.mirrored_input,
-        min_detection_confidence=config.min_detection_confidence,
-    )))
+    recorder = RecordingDetector(
+        MediapipeHandDetector(
+            MediapipeConfig(
+                max_hands=config.max_hands,
+                mirrored_input=config.mirrored_input,
+                min_detection_confidence=config.min_detection_confidence,
+            )
+        )
+    )
     estimator = HandMeshEstimator(config, detector=recorder)
     start = time.perf_counter()
     try:
@@ -459,8 +498,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         estimator.close()
     facts.update(seconds=time.perf_counter() - start, device_used=str(estimator.device))
-    config_record = {**asdict(config), "max_match_distance": args.max_match_distance,
-                     "pck_fraction": PCK_FRACTION}
+    config_record = {
+        **asdict(config),
+        "max_match_distance": args.max_match_distance,
+        "pck_fraction": PCK_FRACTION,
+    }
     _report(scores, facts, config_record, args)
     return 0
 

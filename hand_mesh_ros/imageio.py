@@ -37,7 +37,16 @@ MAX_PIXELS = 50_000_000  # 50 MP; larger inputs are refused (memory, seconds per
 HEADER_BYTES = 256 * 1024  # bytes read to find a PNG/JPEG size (JPEG EXIF can be ~64 KB)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pnm",
 )
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -50,18 +59,30 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Order "bgr" for the generic nUCc encodings follows OpenCV's convention (cv_bridge does
 # not define one); "uyvy" / "yuyv" are packed YUV 4:2:2 stored as (H, W, 2) uint8.
 _ENCODINGS: dict[str, tuple[str, int, type]] = {
-    "rgb8": ("rgb", 3, np.uint8), "bgr8": ("bgr", 3, np.uint8),
-    "rgba8": ("rgb", 4, np.uint8), "bgra8": ("bgr", 4, np.uint8),
-    "rgb16": ("rgb", 3, np.uint16), "bgr16": ("bgr", 3, np.uint16),
-    "rgba16": ("rgb", 4, np.uint16), "bgra16": ("bgr", 4, np.uint16),
-    "mono8": ("mono", 1, np.uint8), "mono16": ("mono", 1, np.uint16),
-    "8UC1": ("mono", 1, np.uint8), "8UC3": ("bgr", 3, np.uint8), "8UC4": ("bgr", 4, np.uint8),
-    "16UC1": ("mono", 1, np.uint16), "16UC3": ("bgr", 3, np.uint16),
-    "16UC4": ("bgr", 4, np.uint16), "16SC1": ("mono", 1, np.int16),
-    "32SC1": ("mono", 1, np.int32), "32FC1": ("mono", 1, np.float32),
+    "rgb8": ("rgb", 3, np.uint8),
+    "bgr8": ("bgr", 3, np.uint8),
+    "rgba8": ("rgb", 4, np.uint8),
+    "bgra8": ("bgr", 4, np.uint8),
+    "rgb16": ("rgb", 3, np.uint16),
+    "bgr16": ("bgr", 3, np.uint16),
+    "rgba16": ("rgb", 4, np.uint16),
+    "bgra16": ("bgr", 4, np.uint16),
+    "mono8": ("mono", 1, np.uint8),
+    "mono16": ("mono", 1, np.uint16),
+    "8UC1": ("mono", 1, np.uint8),
+    "8UC3": ("bgr", 3, np.uint8),
+    "8UC4": ("bgr", 4, np.uint8),
+    "16UC1": ("mono", 1, np.uint16),
+    "16UC3": ("bgr", 3, np.uint16),
+    "16UC4": ("bgr", 4, np.uint16),
+    "16SC1": ("mono", 1, np.int16),
+    "32SC1": ("mono", 1, np.int32),
+    "32FC1": ("mono", 1, np.float32),
     "64FC1": ("mono", 1, np.float64),
-    "yuv422": ("uyvy", 2, np.uint8), "uyvy": ("uyvy", 2, np.uint8),
-    "yuv422_yuy2": ("yuyv", 2, np.uint8), "yuyv": ("yuyv", 2, np.uint8),
+    "yuv422": ("uyvy", 2, np.uint8),
+    "uyvy": ("uyvy", 2, np.uint8),
+    "yuv422_yuy2": ("yuyv", 2, np.uint8),
+    "yuyv": ("yuyv", 2, np.uint8),
 }
 _YUV_TO_RGB = {"uyvy": cv2.COLOR_YUV2RGB_UYVY, "yuyv": cv2.COLOR_YUV2RGB_YUY2}
 
@@ -118,8 +139,9 @@ def to_rgb8(
     if not shape_ok:
         raise ImageError(f"{what}: shape {array.shape}, expected (H, W, {channels})")
     if order in _YUV_TO_RGB:
-        check_size(array.shape[1], array.shape[0], what=what, max_pixels=max_pixels,
-                   min_side=min_side)
+        check_size(
+            array.shape[1], array.shape[0], what=what, max_pixels=max_pixels, min_side=min_side
+        )
         return np.ascontiguousarray(cv2.cvtColor(array, _YUV_TO_RGB[order]))
     return _convert(array, order, what=what, max_pixels=max_pixels, min_side=min_side)
 
@@ -176,8 +198,7 @@ def _convert(
         image = image[:, :, 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         raise ImageError(f"{what}: unsupported shape {image.shape} (need H x W x 1, 3 or 4)")
-    check_size(image.shape[1], image.shape[0], what=what, max_pixels=max_pixels,
-               min_side=min_side)
+    check_size(image.shape[1], image.shape[0], what=what, max_pixels=max_pixels, min_side=min_side)
     image = _to_uint8(image, what=what)
     if image.ndim == 2:
         return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))

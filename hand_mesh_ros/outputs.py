@@ -184,8 +184,9 @@ def render_overlay(image_rgb: np.ndarray, result: FrameResult) -> np.ndarray:
     for hand in far_to_near:
         vertices = torch.as_tensor(np.asarray(hand.vertices), dtype=torch.float64)
         faces = torch.as_tensor(np.asarray(hand.faces), dtype=torch.long)
-        out = overlay_mesh(out, vertices, faces, K, colour=SIDE_COLOURS[hand.side],
-                           alpha=OVERLAY_ALPHA)
+        out = overlay_mesh(
+            out, vertices, faces, K, colour=SIDE_COLOURS[hand.side], alpha=OVERLAY_ALPHA
+        )
     radius = max(MIN_KEYPOINT_RADIUS, round(max(image.shape[:2]) * KEYPOINT_RADIUS_FRACTION))
     for hand in far_to_near:
         out = draw_keypoints(out, hand.keypoints_2d, radius=radius)

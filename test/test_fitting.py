@@ -161,3 +161,37 @@ def test_refinement_ignores_missing_keypoints(model, prior, K):
     assert math.isfinite(result.loss_history[-1].item())
     assert result.keypoint_error_px.item() < 1.5  # over the weighted keypoints only
     assert result.loss_history[-1] < 100.0  # the 1e4-pixel outliers would cost ~1e7
+
+
+def test_keypoints_only_evaluation_equals_the_full_model(model, prior, K):
+    from hand_mesh_ros.fitting import objective
+    from hand_mesh_ros.handmodel.skeleton import KeypointSkeleton
+
+    truth, out, _ = scene(model, prior, K, 4, seed=9)
+    x = objective.pack(model, truth)
+    fast = objective.evaluate_keypoints(KeypointSkeleton(model), x)
+    assert_close(fast, objective.evaluate(model, x)[1], atol=1e-10, what="keypoints (m)")
+    assert_close(fast, out.keypoints, atol=1e-10, what="keypoints vs HandModel (m)")
+
+
+def test_a_3d_skeleton_in_any_frame_and_scale_improves_articulation(model, prior, K):
+    """The skeleton term is invariant to the 3D landmarks' rotation, position and scale
+    (mediapipe's world frame is only roughly the camera's) and resolves what noisy 2D
+    keypoints leave ambiguous."""
+    from hand_mesh_ros.rotations import axis_angle_to_matrix
+
+    truth, out, kp2d = scene(model, prior, K, 4, seed=10)
+    g = torch.Generator().manual_seed(10)
+    noisy = kp2d + 3.0 * torch.randn(kp2d.shape, generator=g, dtype=kp2d.dtype)
+    rot = axis_angle_to_matrix(torch.tensor([0.3, -0.2, 0.25], dtype=torch.float64))
+    landmarks = 0.8 * out.keypoints @ rot.T + 0.1  # another frame and scale
+    init = align_to_keypoints(model, noisy, K, pose=prior.mean_pose().expand(4, -1))
+    cfg2d = RefineConfig(iterations=20, self_silhouette_weight=0.0)
+    cfg3d = RefineConfig(iterations=20, self_silhouette_weight=0.0, skeleton_weight=0.3)
+    plain = refine(model, init, K, noisy, prior=prior, config=cfg2d)
+    with3d = refine(model, init, K, noisy, prior=prior, config=cfg3d, skeleton3d=landmarks)
+    pa = [
+        pa_mpjpe(model(**r.params.as_kwargs()).keypoints, out.keypoints).mean().item()
+        for r in (plain, with3d)
+    ]
+    assert pa[1] < 0.7 * pa[0]

@@ -145,8 +145,9 @@ def evidence_net_from_dhpe(dhpe: nn.Module) -> EvidenceNet:
 def save_evidence_weights(net: EvidenceNet, path: str | Path) -> None:
     """Write ``net``'s config and weights (CPU tensors) in the EVIDENCE_FORMAT layout."""
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    torch.save({"format": EVIDENCE_FORMAT, "config": net.config.to_dict(), "state_dict": state},
-               Path(path))
+    torch.save(
+        {"format": EVIDENCE_FORMAT, "config": net.config.to_dict(), "state_dict": state}, Path(path)
+    )
 
 
 def load_evidence_net(path: str | Path, *, device: torch.device | str | None = None):
@@ -183,7 +184,8 @@ def _check_state_dict(path: Path, net: EvidenceNet, state: object) -> None:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(
-        k for k in set(expected) & set(state)
+        k
+        for k in set(expected) & set(state)
         if not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape
     )
     if missing or unexpected or wrong:
@@ -256,8 +258,9 @@ class DHPEEvidence:
         ]
 
 
-def _updated(det: Detection2D, keypoints: np.ndarray, confidence: np.ndarray,
-             width: int, height: int) -> Detection2D:
+def _updated(
+    det: Detection2D, keypoints: np.ndarray, confidence: np.ndarray, width: int, height: int
+) -> Detection2D:
     """``det`` with new keypoints/confidence; non-finite entries fall back to the detector's."""
     bad = ~(np.isfinite(keypoints).all(axis=1) & np.isfinite(confidence))
     if bad.any():

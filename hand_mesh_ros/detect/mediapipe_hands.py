@@ -41,9 +41,7 @@ from hand_mesh_ros.topology import NUM_KEYPOINTS
 
 MEDIAPIPE_VERSION = "0.10.21"  # the version whose bundled models and behaviour were checked
 MODEL_COMPLEXITIES = (0, 1)  # 0: lite landmark model, 1: full landmark model
-_INSTALL_HINT = (
-    f'pip install mediapipe=={MEDIAPIPE_VERSION} "protobuf<5" (it needs numpy<2)'
-)
+_INSTALL_HINT = f'pip install mediapipe=={MEDIAPIPE_VERSION} "protobuf<5" (it needs numpy<2)'
 # MediaPipe's label names the side as seen in a mirrored image.
 _SWAPPED_SIDE = {"Left": "right", "Right": "left"}
 _SAME_SIDE = {"Left": "left", "Right": "right"}

@@ -9,6 +9,12 @@ Loss per hand = sum(residuals^2) + silhouette term, with residuals
     keypoints: sqrt(w_kp * c_j / sum c) * (projected - target), render pixels of the hand region
     pose prior: sqrt(w_prior) * joint-limit violations, radians
     shape prior: sqrt(w_shape / 10) * shape coefficients
+    temporal (optional, tracking): sqrt(w_t) * (x - x_previous) over pose, orientation and
+        position in the packed units (radians, normalised image coordinates, log metres)
+    3D shape of the skeleton (optional, e.g. mediapipe's metric "world" landmarks):
+        sqrt(w_3d) * (d_ij / d_0,9 - d'_ij / d'_0,9) over all keypoint pairs i < j, the
+        pairwise distances normalised by the wrist-middle MCP distance -- invariant to the
+        landmarks' rotation, position and scale, so only the articulation counts
 and silhouette term w_sil * mean over region pixels of (soft silhouette - target mask)^2.
 """
 
@@ -21,6 +27,7 @@ import torch
 from hand_mesh_ros.camera import project
 from hand_mesh_ros.hand_params import HandParams
 from hand_mesh_ros.render import render_silhouette
+from hand_mesh_ros.rotations import axis_angle_to_matrix
 from hand_mesh_ros.topology import NUM_POSE, NUM_SHAPE
 
 PACKED_DIM = NUM_POSE + NUM_SHAPE + 3 + 3  # 61
@@ -28,6 +35,8 @@ _SHAPE = slice(NUM_POSE, NUM_POSE + NUM_SHAPE)
 _ORIENT = slice(NUM_POSE + NUM_SHAPE, NUM_POSE + NUM_SHAPE + 3)
 _XY = slice(PACKED_DIM - 3, PACKED_DIM - 1)
 MIN_DEPTH = 1e-3  # metres
+# the temporal term covers pose, orientation and position (shape is fixed when tracking)
+_MOVING = torch.cat((torch.arange(NUM_POSE), torch.arange(NUM_POSE + NUM_SHAPE, PACKED_DIM)))
 
 
 def rest_root(model, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
@@ -57,6 +66,15 @@ def evaluate(model, x: torch.Tensor):
     return local.vertices + shift, local.keypoints + shift, local.joints[:, 0]
 
 
+def evaluate_keypoints(skeleton, x: torch.Tensor) -> torch.Tensor:
+    """(B,21,3) camera-frame keypoints from a ``KeypointSkeleton`` -- the same values as
+    ``evaluate(model, x)[1]`` without skinning the mesh."""
+    local = skeleton(x[:, :NUM_POSE], x[:, _SHAPE])  # root (wrist) keypoint = joint 0
+    rotation = axis_angle_to_matrix(x[:, _ORIENT])
+    root = local[:, :1]
+    return (local - root) @ rotation.transpose(1, 2) + root_position(x)[:, None, :]
+
+
 def unpack(model, x: torch.Tensor) -> HandParams:
     """x (B, 61) -> HandParams (detached)."""
     with torch.no_grad():
@@ -75,7 +93,8 @@ class Targets:
     """What the hand is compared with, all in the hand region's render pixels.
 
     k_roi (B,3,3); keypoints (B,21,2); keypoint_scale (B,21) = sqrt(w_kp * c_j / sum c);
-    mask (B,S,S) or None; size S.
+    mask (B,S,S) or None; size S; skeleton_shape: (B,210) normalised pairwise keypoint
+    distances of a 3D skeleton (``normalised_distances``) or None.
     """
 
     k_roi: torch.Tensor
@@ -83,6 +102,8 @@ class Targets:
     keypoint_scale: torch.Tensor
     mask: torch.Tensor | None
     size: int
+    skeleton_shape: torch.Tensor | None = None
+    anchor: torch.Tensor | None = None  # (B,61) packed parameters to stay near (tracking)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,13 +113,34 @@ class Weights:
     silhouette: float
     sigma: float
     cull_backfaces: bool
+    skeleton: float = 0.0
+    temporal: float = 0.0
 
 
-def residuals(model, x: torch.Tensor, targets: Targets, weights: Weights, prior) -> torch.Tensor:
-    """(B, R) residual vector (keypoints 42, then prior 45 if a prior is given, shape 10)."""
-    _, keypoints, _ = evaluate(model, x)
+_PAIRS = torch.triu_indices(21, 21, offset=1)  # (2, 210) keypoint pairs i < j
+SKELETON_SCALE = 10.0  # residual units: 0.1 of the wrist-middle MCP distance per unit
+
+
+def normalised_distances(keypoints3d: torch.Tensor) -> torch.Tensor:
+    """(B,21,3) -> (B,210) pairwise distances / wrist-to-middle-MCP distance."""
+    diff = keypoints3d[:, _PAIRS[0]] - keypoints3d[:, _PAIRS[1]]
+    dist = (diff.square().sum(-1) + 1e-12).sqrt()
+    palm = (keypoints3d[:, 0] - keypoints3d[:, 9]).norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    return dist / palm
+
+
+def residuals(skeleton, x: torch.Tensor, targets: Targets, weights: Weights, prior):
+    """(B, R) residual vector: keypoints 42, then the 3D skeleton term 210 if given, the
+    prior 45 if a prior is given, shape 10. skeleton: the model's ``KeypointSkeleton``."""
+    keypoints = evaluate_keypoints(skeleton, x)
     proj = project(keypoints, targets.k_roi)
     parts = [((proj - targets.keypoints) * targets.keypoint_scale[..., None]).flatten(1)]
+    if targets.skeleton_shape is not None and weights.skeleton > 0:
+        shape_error = normalised_distances(keypoints) - targets.skeleton_shape
+        parts.append(weights.skeleton**0.5 * SKELETON_SCALE * shape_error)
+    if targets.anchor is not None and weights.temporal > 0:
+        moved = (x - targets.anchor)[:, _MOVING]
+        parts.append(weights.temporal**0.5 * moved)
     if prior is not None and weights.pose_prior > 0:
         parts.append(weights.pose_prior**0.5 * prior.violations(x[:, :NUM_POSE]).flatten(1))
     parts.append((weights.shape_prior / NUM_SHAPE) ** 0.5 * x[:, _SHAPE])
@@ -121,18 +163,26 @@ def silhouette_term(model, x: torch.Tensor, targets: Targets, weights: Weights) 
     return weights.silhouette * (sil - targets.mask).square().mean((1, 2))
 
 
-def total_loss(model, x, targets: Targets, weights: Weights, prior) -> torch.Tensor:
+def total_loss(model, skeleton, x, targets: Targets, weights: Weights, prior) -> torch.Tensor:
     """(B,) the full objective."""
-    r = residuals(model, x, targets, weights, prior)
+    r = residuals(skeleton, x, targets, weights, prior)
     return r.square().sum(-1) + silhouette_term(model, x, targets, weights)
 
 
-def residual_jacobian(model, x: torch.Tensor, targets: Targets, weights: Weights, prior):
+def residual_jacobian(skeleton, x: torch.Tensor, targets: Targets, weights: Weights, prior):
     """(B, R, 61) Jacobian of ``residuals`` by forward-mode autodiff (one pass per parameter)."""
 
-    def one(x1, k1, kp1, sc1):
-        t = Targets(k1[None], kp1[None], sc1[None], None, targets.size)
-        return residuals(model, x1[None], t, weights, prior)[0]
+    def one(x1, k1, kp1, sc1, sk1, an1):
+        sk = None if targets.skeleton_shape is None else sk1[None]
+        an = None if targets.anchor is None else an1[None]
+        t = Targets(k1[None], kp1[None], sc1[None], None, targets.size, sk, an)
+        return residuals(skeleton, x1[None], t, weights, prior)[0]
 
+    shape_target = targets.skeleton_shape
+    if shape_target is None:
+        shape_target = x.new_zeros(x.shape[0], 1)  # unused placeholder batch for vmap
+    anchor = targets.anchor if targets.anchor is not None else x.new_zeros(x.shape[0], 1)
     jac = torch.func.vmap(torch.func.jacfwd(one))
-    return jac(x.detach(), targets.k_roi, targets.keypoints, targets.keypoint_scale)
+    return jac(
+        x.detach(), targets.k_roi, targets.keypoints, targets.keypoint_scale, shape_target, anchor
+    )

@@ -21,7 +21,7 @@ consecutive iterations.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -29,6 +29,7 @@ from hand_mesh_ros.camera import project
 from hand_mesh_ros.fitting import objective
 from hand_mesh_ros.fitting.roi import HandRoi, hand_roi
 from hand_mesh_ros.hand_params import HandParams
+from hand_mesh_ros.handmodel.skeleton import KeypointSkeleton
 from hand_mesh_ros.render import rasterize
 from hand_mesh_ros.topology import NUM_POSE, NUM_SHAPE
 
@@ -51,6 +52,8 @@ class RefineConfig:
     # given): it anchors the surface to the initial estimate, so it stays a light regulariser
     self_silhouette_weight: float = 1.0
     pose_prior_weight: float = 1.0
+    skeleton_weight: float = 0.0  # 3D skeleton shape term (when a 3D skeleton is given)
+    temporal_weight: float = 0.0  # stay near the initial (previous frame's) parameters
     shape_prior_weight: float = 1.0  # 0.01 let the size wander: 3x the depth error (docs)
     optimise_shape: bool = True  # False keeps the initial shape (tracking a known hand)
     rel_tol: float = 1e-3  # early stop: relative loss change below this ...
@@ -87,7 +90,7 @@ class RefineResult:
     final_loss: torch.Tensor
 
 
-def _targets(model, init, K, keypoints2d, weights, mask, roi, cfg) -> objective.Targets:
+def _targets(model, init, K, keypoints2d, weights, mask, roi, cfg, skeleton3d):
     dtype = init.pose.dtype
     k_roi = roi.intrinsics(K.to(dtype))
     target_mask = None
@@ -106,6 +109,9 @@ def _targets(model, init, K, keypoints2d, weights, mask, roi, cfg) -> objective.
         keypoint_scale=(cfg.keypoint_weight * norm).sqrt(),
         mask=target_mask,
         size=roi.size,
+        skeleton_shape=None
+        if skeleton3d is None
+        else objective.normalised_distances(skeleton3d.to(dtype)),
     )
 
 
@@ -127,10 +133,10 @@ class _Stopper:
         return self.calm >= self.cfg.patience
 
 
-def _loss_and_grad(model, x, targets, weights, prior):
+def _loss_and_grad(model, skeleton, x, targets, weights, prior):
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        loss = objective.total_loss(model, x, targets, weights, prior)
+        loss = objective.total_loss(model, skeleton, x, targets, weights, prior)
         (grad,) = torch.autograd.grad(loss.sum(), x)
     return loss.detach(), grad
 
@@ -143,13 +149,13 @@ def _free_mask(x: torch.Tensor, cfg: RefineConfig) -> torch.Tensor:
     return free
 
 
-def _lm(model, x, targets, weights, prior, cfg: RefineConfig):
+def _lm(model, skeleton, x, targets, weights, prior, cfg: RefineConfig):
     damping = torch.full_like(x[:, :1], cfg.lm_damping)
     free = _free_mask(x, cfg)
-    loss, grad = _loss_and_grad(model, x, targets, weights, prior)
+    loss, grad = _loss_and_grad(model, skeleton, x, targets, weights, prior)
     history, stop = [float(loss.sum())], _Stopper(cfg, x.shape[0])
     for _ in range(cfg.iterations):
-        jac = objective.residual_jacobian(model, x, targets, weights, prior) * free[:, None]
+        jac = objective.residual_jacobian(skeleton, x, targets, weights, prior) * free[:, None]
         grad = grad * free
         hessian = 2.0 * jac.transpose(1, 2) @ jac
         diag = hessian.diagonal(dim1=1, dim2=2)
@@ -160,7 +166,7 @@ def _lm(model, x, targets, weights, prior, cfg: RefineConfig):
             max=1.0
         )
         trial = x + step
-        trial_loss, trial_grad = _loss_and_grad(model, trial, targets, weights, prior)
+        trial_loss, trial_grad = _loss_and_grad(model, skeleton, trial, targets, weights, prior)
         better = (trial_loss < loss)[:, None]
         x = torch.where(better, trial, x)
         grad = torch.where(better, trial_grad, grad)
@@ -172,7 +178,7 @@ def _lm(model, x, targets, weights, prior, cfg: RefineConfig):
     return x, loss, history
 
 
-def _adam(model, x0, targets, weights, prior, cfg: RefineConfig):
+def _adam(model, skeleton, x0, targets, weights, prior, cfg: RefineConfig):
     """Adam on z with x = x0 + rates * z, so a unit Adam step moves each group by its rate."""
     rates = torch.cat(
         [
@@ -189,7 +195,7 @@ def _adam(model, x0, targets, weights, prior, cfg: RefineConfig):
     history, stop = [], _Stopper(cfg, x0.shape[0])
     with torch.enable_grad():
         for step in range(cfg.iterations + 1):
-            loss = objective.total_loss(model, x0 + rates * z, targets, weights, prior)
+            loss = objective.total_loss(model, skeleton, x0 + rates * z, targets, weights, prior)
             history.append(float(loss.sum()))
             if step == cfg.iterations or (step > 0 and stop(history)):
                 break
@@ -215,6 +221,7 @@ def refine(
     prior=None,
     config: RefineConfig | None = None,
     roi: HandRoi | None = None,
+    skeleton3d: torch.Tensor | None = None,
 ) -> RefineResult:
     """Refine ``init`` against 2D keypoints and a silhouette (Eq. 13).
 
@@ -222,24 +229,31 @@ def refine(
     keypoints2d: (B,21,2) image pixels; keypoint_weights: (B,21) >= 0 (confidences, 0 =
     missing); mask: (B,H,W) target mask in [0,1] over the full image, or None for the mask
     self-rendered from ``init``; prior: a PosePrior or None; roi: the hand region to render
-    (default: around the weighted keypoints). Works under ``torch.no_grad`` (gradients are
+    (default: around the weighted keypoints); skeleton3d: (B,21,3) a 3D skeleton in any
+    frame and scale (e.g. mediapipe's world landmarks) whose articulation is matched with
+    ``skeleton_weight``. Works under ``torch.no_grad`` (gradients are
     enabled inside), not under ``torch.inference_mode``.
     """
     cfg = config or RefineConfig()
     weights = torch.ones_like(keypoints2d[..., 0]) if keypoint_weights is None else keypoint_weights
     weights = weights.to(init.pose.dtype)
     roi = roi or hand_roi(keypoints2d, cfg.render_size, weights)
-    targets = _targets(model, init, K, keypoints2d, weights, mask, roi, cfg)
+    targets = _targets(model, init, K, keypoints2d, weights, mask, roi, cfg, skeleton3d)
     loss_weights = objective.Weights(
         pose_prior=cfg.pose_prior_weight,
         shape_prior=cfg.shape_prior_weight,
         silhouette=_silhouette_weight(cfg, mask),
         sigma=cfg.sigma,
         cull_backfaces=cfg.cull_backfaces,
+        skeleton=cfg.skeleton_weight,
+        temporal=cfg.temporal_weight,
     )
     x0 = objective.pack(model, init)
+    if cfg.temporal_weight > 0:
+        targets = replace(targets, anchor=x0)
     run = _lm if cfg.method == "lm" else _adam
-    x, final_loss, history = run(model, x0, targets, loss_weights, prior, cfg)
+    skeleton = KeypointSkeleton(model)
+    x, final_loss, history = run(model, skeleton, x0, targets, loss_weights, prior, cfg)
     params = objective.unpack(model, x)
     with torch.no_grad():
         _, keypoints, _ = objective.evaluate(model, x)

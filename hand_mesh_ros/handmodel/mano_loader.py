@@ -268,7 +268,7 @@ def infer_side_from_geometry(rest_keypoints: np.ndarray) -> str:
 
 
 def side_from_file_name(path: str | Path) -> str | None:
-    """"right"/"left" if exactly one of them occurs in the file name (any case), else None."""
+    """ "right"/"left" if exactly one of them occurs in the file name (any case), else None."""
     name = Path(path).name.lower()
     found = [side for side in SIDES if side in name]
     return found[0] if len(found) == 1 else None
@@ -324,4 +324,3 @@ def load_mano_pickle(path: str | Path, *, side: str | None = None) -> HandModelD
         side=side,
         name=MANO_NAME,
     )
-

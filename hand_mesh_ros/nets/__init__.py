@@ -22,8 +22,14 @@ from hand_mesh_ros.nets.resnet import (
     normalize_image,
 )
 
-_DHPE_NAMES = ("DHPE", "DHPEConfig", "DHPEIteration", "DHPEOutput", "Projection",
-               "ProjectionOperator")
+_DHPE_NAMES = (
+    "DHPE",
+    "DHPEConfig",
+    "DHPEIteration",
+    "DHPEOutput",
+    "Projection",
+    "ProjectionOperator",
+)
 
 __all__ = [
     "CPM",

@@ -23,15 +23,17 @@ DEFAULT_SOFT_WINDOW = 3  # cells each side of the maximum used by the soft-argma
 TINY_WEIGHT = 1e-12  # soft-argmax mass on the maximum (defines all-negative maps)
 
 
-def cells_to_pixels(cells: torch.Tensor, heatmap_size: int = HEATMAP_SIZE,
-                    crop_size: int = CROP_SIZE) -> torch.Tensor:
+def cells_to_pixels(
+    cells: torch.Tensor, heatmap_size: int = HEATMAP_SIZE, crop_size: int = CROP_SIZE
+) -> torch.Tensor:
     """Heatmap cell coordinates (cell centres at integers) -> crop pixels. Any shape."""
     stride = crop_size / heatmap_size
     return (cells + 0.5) * stride - 0.5
 
 
-def pixels_to_cells(pixels: torch.Tensor, heatmap_size: int = HEATMAP_SIZE,
-                    crop_size: int = CROP_SIZE) -> torch.Tensor:
+def pixels_to_cells(
+    pixels: torch.Tensor, heatmap_size: int = HEATMAP_SIZE, crop_size: int = CROP_SIZE
+) -> torch.Tensor:
     """Inverse of ``cells_to_pixels``."""
     stride = crop_size / heatmap_size
     return (pixels + 0.5) / stride - 0.5

@@ -55,6 +55,11 @@ class EstimatorConfig:
     # trained weights of the paper's 2D evidence estimator (ResNet + CPM); when given, its
     # heatmap keypoints replace mediapipe's (mediapipe still finds the hands). "" = none.
     evidence_weights: str = ""
+    # weight of the detector's 3D landmarks (mediapipe's "world" skeleton) in refinement:
+    # they constrain finger articulation where 2D keypoints are ambiguous (0 = unused)
+    skeleton_weight: float = 0.1
+    # tracked hands: weight of staying near the previous frame's fit (damps detector jitter)
+    temporal_weight: float = 100.0
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -106,6 +111,7 @@ class HandBatch:
     weights: torch.Tensor  # (B,21) keypoint confidences
     K: torch.Tensor  # (B,3,3) intrinsics, mirrored principal point for left hands
     left: torch.Tensor  # (B,) bool
+    skeleton3d: torch.Tensor | None  # (B,21,3) detector's 3D landmarks (any frame), or None
 
 
 class HandMeshEstimator:
@@ -156,8 +162,17 @@ class HandMeshEstimator:
         K = camera.matrix().expand(len(detections), 3, 3).clone()
         K[left, 0, 2] = (width - 1) - camera.cx
         weights = weights.clamp_min(1e-3)  # confidences are weights, never all zero
+        worlds = [d.world_keypoints for d in detections]
+        skeleton = None
+        if all(w is not None for w in worlds):
+            skeleton = torch.tensor(np.stack(worlds), dtype=torch.float32, device=self.device)
         return HandBatch(
-            tuple(detections), kp.to(self.device), weights.to(self.device), K.to(self.device), left
+            tuple(detections),
+            kp.to(self.device),
+            weights.to(self.device),
+            K.to(self.device),
+            left,
+            skeleton,
         )
 
     def cold_start(self, batch: HandBatch) -> tuple[HandParams, dict[str, float]]:
@@ -182,6 +197,8 @@ class HandMeshEstimator:
             iterations=iterations,
             self_silhouette_weight=0.0 if warm else 1.0,
             optimise_shape=not warm,
+            skeleton_weight=self.config.skeleton_weight,
+            temporal_weight=self.config.temporal_weight if warm else 0.0,
         )
         return refine(
             self.model,
@@ -191,6 +208,7 @@ class HandMeshEstimator:
             keypoint_weights=batch.weights,
             prior=self.prior,
             config=config,
+            skeleton3d=batch.skeleton3d,
         )
 
     def finish(self, batch: HandBatch, result, track_ids, camera: CameraIntrinsics):

@@ -113,7 +113,10 @@ def _batched_colors(vertex_colors: torch.Tensor, batch: int, num_vertices: int) 
 
 
 def interpolate_colors(
-    vertex_colors: torch.Tensor, faces: torch.Tensor, item: torch.Tensor, bary: torch.Tensor,
+    vertex_colors: torch.Tensor,
+    faces: torch.Tensor,
+    item: torch.Tensor,
+    bary: torch.Tensor,
     num_faces: int,
 ) -> torch.Tensor:
     """Colours at N visible points: (B, V, C), (F, 3), (N,) items b * F + f, (N, 3) -> (N, C)."""
@@ -188,9 +191,7 @@ def rasterize(
     bary, depth = perspective_correct(screen_bary, screen.tri_z[item])
     color = None
     if vertex_colors is not None:
-        colors = _batched_colors(
-            vertex_colors.to(vertices.device), screen.batch, vertices.shape[1]
-        )
+        colors = _batched_colors(vertex_colors.to(vertices.device), screen.batch, vertices.shape[1])
         faces_long = faces.to(device=vertices.device, dtype=torch.long)
         bary_c = bary.to(colors.dtype)
         color = interpolate_colors(colors, faces_long, item, bary_c, screen.num_faces)

@@ -32,7 +32,7 @@ def pytorch3d_available() -> bool:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """"auto" -> "pytorch3d" when importable and ``device`` is CUDA, else "torch"."""
+    """ "auto" -> "pytorch3d" when importable and ``device`` is CUDA, else "torch"."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "pytorch3d" and not pytorch3d_available():

@@ -162,8 +162,9 @@ class _SoftPlan:
             coef = (grad_out[pixel] * slope * sign)[:, None] * geo.offset
             corner = chunk.item * 3 + geo.nearest
             grad_tri.index_add_(0, corner, coef * (1.0 - geo.t)[:, None])
-            grad_tri.index_add_(0, corner - geo.nearest + (geo.nearest + 1) % 3,
-                                coef * geo.t[:, None])
+            grad_tri.index_add_(
+                0, corner - geo.nearest + (geo.nearest + 1) % 3, coef * geo.t[:, None]
+            )
         return grad_tri.view(tri_uv.shape)
 
 

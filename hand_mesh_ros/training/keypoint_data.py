@@ -174,8 +174,13 @@ def crop_camera_params(rotation: torch.Tensor, anchor: torch.Tensor, crop_size: 
     depth = anchor[:, 2]
     offset = anchor[:, :2] * focal / (depth[:, None] * (crop_size / 2.0))
     cam = torch.cat(
-        (q - identity, torch.zeros_like(depth[:, None]), offset,
-         torch.log(depth / CROP_REF_DEPTH)[:, None]), dim=1
+        (
+            q - identity,
+            torch.zeros_like(depth[:, None]),
+            offset,
+            torch.log(depth / CROP_REF_DEPTH)[:, None],
+        ),
+        dim=1,
     )
     return cam
 
@@ -193,8 +198,9 @@ def sample_keypoint_batch(
     cfg = config or KeypointDataConfig()
     pose = prior.sample(n, generator=generator).float()
     shape = torch.randn(n, NUM_SHAPE, generator=generator).clamp(-cfg.shape_clip, cfg.shape_clip)
-    scene = SceneConfig(max_tilt_deg=cfg.max_tilt_deg,
-                        back_view_probability=cfg.back_view_probability)
+    scene = SceneConfig(
+        max_tilt_deg=cfg.max_tilt_deg, back_view_probability=cfg.back_view_probability
+    )
     rotation = random_rotations(n, scene, generator, torch.float32)
     with torch.no_grad():
         model_kp = skeleton(pose, shape).float()

@@ -349,8 +349,9 @@ class DHPELoss(torch.nn.Module):
     def _silhouette(self, silhouette: torch.Tensor | None, mask: torch.Tensor | None):
         if silhouette is None or mask is None:
             return None
-        mask = F.interpolate(mask[:, None].to(silhouette.dtype), size=silhouette.shape[-2:],
-                             mode="area")[:, 0]
+        mask = F.interpolate(
+            mask[:, None].to(silhouette.dtype), size=silhouette.shape[-2:], mode="area"
+        )[:, 0]
         return silhouette_loss(silhouette, mask)
 
     def forward(
@@ -361,29 +362,45 @@ class DHPELoss(torch.nn.Module):
         cfg, final, vis = self.config, output.iterations[-1], targets.visibility
         zero = final.params.new_zeros(final.params.shape[0])
         heat_target = gaussian_heatmaps(
-            targets.keypoints2d, heatmap_size=output.heatmaps[-1].shape[-1],
-            crop_size=self.crop_size, sigma=cfg.heatmap_sigma,
+            targets.keypoints2d,
+            heatmap_size=output.heatmaps[-1].shape[-1],
+            crop_size=self.crop_size,
+            sigma=cfg.heatmap_sigma,
         )
         k = crop_intrinsics(self.crop_size, dtype=final.params.dtype, device=final.params.device)
         sil = self._silhouette(final.silhouette, targets.mask)
         terms = {
-            "feature": zero if masked_feature is None
+            "feature": zero
+            if masked_feature is None
             else feature_loss(output.feature, masked_feature),
             "heatmap": heatmap_loss(output.heatmaps, heat_target, vis),
-            "refiner": refiner_loss([it.refined_joints2d for it in output.iterations],
-                                    targets.keypoints2d, vis, scale=self.crop_size / 2.0),
+            "refiner": refiner_loss(
+                [it.refined_joints2d for it in output.iterations],
+                targets.keypoints2d,
+                vis,
+                scale=self.crop_size / 2.0,
+            ),
             "articulation": articulation_loss(
-                final.keypoints3d, targets.keypoints3d, k, target_K=targets.intrinsics,
-                frame_from=cfg.articulation_frame, visibility=vis),
+                final.keypoints3d,
+                targets.keypoints3d,
+                k,
+                target_K=targets.intrinsics,
+                frame_from=cfg.articulation_frame,
+                visibility=vis,
+            ),
             "silhouette": zero if sil is None else sil,
             "laplacian": self._laplacian(final.vertices, final.params),
         }
         if cfg.constant_silhouette_weight:
             sil_w = torch.full_like(zero, cfg.silhouette)
         else:
-            sil_w = silhouette_weights(final.keypoints2d, targets.keypoints2d,
-                                       weight=cfg.silhouette,
-                                       threshold_px=cfg.silhouette_threshold_px, visibility=vis)
+            sil_w = silhouette_weights(
+                final.keypoints2d,
+                targets.keypoints2d,
+                weight=cfg.silhouette,
+                threshold_px=cfg.silhouette_threshold_px,
+                visibility=vis,
+            )
         per_sample = sil_w * terms["silhouette"]
         for name in ("feature", "heatmap", "refiner", "articulation", "laplacian"):
             per_sample = per_sample + getattr(cfg, name) * terms[name]
