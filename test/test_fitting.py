@@ -195,3 +195,40 @@ def test_a_3d_skeleton_in_any_frame_and_scale_improves_articulation(model, prior
         for r in (plain, with3d)
     ]
     assert pa[1] < 0.7 * pa[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_finite_difference_jacobian_matches_forward_mode_autodiff(prior, K, dtype):
+    from hand_mesh_ros.fitting import objective
+    from hand_mesh_ros.fitting.roi import hand_roi
+    from hand_mesh_ros.handmodel.skeleton import KeypointSkeleton
+
+    model = load_hand_model("right", dtype=dtype)
+    truth, out, kp2d = scene(model, prior.to(dtype), K.to(dtype), 2, seed=11)
+    x = objective.pack(model, truth) + 0.05  # away from the optimum
+    roi = hand_roi(kp2d, 64)
+    targets = objective.Targets(
+        roi.intrinsics(K.to(dtype)),
+        roi.to_roi_pixels(kp2d),
+        torch.ones(2, 21, dtype=dtype) / 21**0.5,
+        None,
+        64,
+        objective.normalised_distances(out.keypoints),
+        x + 0.01,
+    )
+    weights = objective.Weights(
+        pose_prior=1.0,
+        shape_prior=1.0,
+        silhouette=0.0,
+        sigma=0.05,
+        cull_backfaces=True,
+        skeleton=0.1,
+        temporal=100.0,
+    )
+    skeleton = KeypointSkeleton(model)
+    fast = objective.residual_jacobian(skeleton, x, targets, weights, prior)
+    exact = objective.residual_jacobian_autodiff(skeleton, x, targets, weights, prior)
+    assert fast.shape == exact.shape == (2, 42 + 210 + 51 + 45 + 10, 61)
+    scale = exact.abs().max()
+    tolerance = 1e-6 if dtype == torch.float64 else 2e-3
+    assert_close(fast / scale, exact / scale, atol=tolerance, what="Jacobian / max")
