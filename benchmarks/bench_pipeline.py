@@ -54,6 +54,32 @@ def run(process, clip, camera) -> dict:
     return summarise(rows, predictions, clip)
 
 
+def mediapipe_scores(detector, clip) -> dict:
+    """mediapipe's own landmarks on the same frames: 2D px and world-landmark PA-MPJPE and
+    root-relative MPJPE (its world landmarks are metric but hand-centred: no depth)."""
+    px, pa, rr, predictions = [], [], [], []
+    for frame in clip.frames:
+        found = detector.detect(frame.image)
+        if not found or found[0].world_keypoints is None:
+            predictions.append(None)
+            continue
+        d = found[0]
+        truth = torch.tensor(frame.keypoints_3d)[None]
+        world = torch.tensor(d.world_keypoints)[None]
+        px.append(float(np.linalg.norm(d.keypoints - frame.keypoints_2d, axis=1).mean()))
+        pa.append(1000 * float(pa_mpjpe(world, truth)))
+        rr.append(1000 * float(root_relative_mpjpe(world, truth)))
+        # hand-centred: add the truth's wrist so that only the articulation's jitter counts
+        predictions.append(d.world_keypoints - d.world_keypoints[0] + frame.keypoints_3d[0])
+    return {
+        "detected": len(px),
+        "kp2d_px": statistics.mean(px) if px else None,
+        "pa_mpjpe_mm": statistics.mean(pa) if pa else None,
+        "rr_mpjpe_mm": statistics.mean(rr) if rr else None,
+        "jitter_mm": jitter_mm(predictions, clip),
+    }
+
+
 def jitter_mm(predictions, clip) -> float | None:
     """Mean |acceleration error| of the 3D keypoints over frames with three detections."""
     errors = []
@@ -92,6 +118,9 @@ def main() -> None:
         default=None,
         help="override EstimatorConfig.temporal_weight",
     )
+    parser.add_argument(
+        "--warm-iterations", type=int, default=None, help="override EstimatorConfig.warm_iterations"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -99,7 +128,11 @@ def main() -> None:
     clip = render_clip(model, PosePrior.from_model(model), args.frames, seed=args.seed)
     k = clip.K
     camera = CameraIntrinsics(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
-    overrides = {} if args.temporal_weight is None else {"temporal_weight": args.temporal_weight}
+    overrides = {}
+    if args.temporal_weight is not None:
+        overrides["temporal_weight"] = args.temporal_weight
+    if args.warm_iterations is not None:
+        overrides["warm_iterations"] = args.warm_iterations
     estimator = HandMeshEstimator(EstimatorConfig(device=args.device, **overrides))
     report = {
         "clip": f"{args.frames} frames 640x480, seed {args.seed}",
@@ -108,9 +141,10 @@ def main() -> None:
         "config": dataclasses.asdict(estimator.config),
         "cold": run(estimator.estimate, clip, camera),
         "tracked": run(HandTracker(estimator).update, clip, camera),
+        "mediapipe": mediapipe_scores(estimator.detector, clip),
     }
     estimator.close()
-    for mode in ("cold", "tracked"):
+    for mode in ("cold", "tracked", "mediapipe"):
         r = report[mode]
         print(
             f"{mode:8s} "

@@ -163,3 +163,30 @@ def test_missing_evidence_weights_fail_clearly(tmp_path):
         HandMeshEstimator(
             EstimatorConfig(device="cpu", evidence_weights=str(tmp_path / "nowhere.pt"))
         )
+
+
+def test_tracks_own_their_side_by_vote_and_match_across_flickering_labels():
+    from hand_mesh_ros.detect import Detection2D
+    from hand_mesh_ros.hand_params import HandParams
+    from hand_mesh_ros.pipeline.tracker import Track, match_tracks
+
+    kp = np.stack([np.linspace(100, 180, 21), np.linspace(200, 120, 21)], axis=1)
+
+    def det(side, shift, score=0.9):
+        return Detection2D(
+            keypoints=kp + shift,
+            confidence=np.full(21, score),
+            side=side,
+            score=score,
+            world_keypoints=None,
+            bbox=(100.0, 120.0, 80.0, 80.0),
+        )
+
+    track = Track(0, "right", HandParams.zeros(1), kp)
+    track.vote("right", 0.9)
+    # a nearby detection labelled "left" (mediapipe flicker) still matches the right track
+    assert match_tracks([track], [det("left", 3.0)]) == {0: 0}
+    # far away: no match
+    assert match_tracks([track], [det("right", 400.0)]) == {}
+    assert track.vote("left", 0.5) is False and track.side == "right"
+    assert track.vote("left", 0.5) is True and track.side == "left"  # the majority changed

@@ -1,17 +1,20 @@
 """Hand tracks over a video: identity, side, and warm-started refinement.
 
 Each track keeps its last fitted parameters (in the right-hand processing frame, see
-``estimator.py``) and the last keypoints. A new frame's detections are matched to tracks of
-the same side by the mean distance between keypoints, relative to the track's hand size; a
-matched hand is refined from its track's parameters with ``warm_iterations``, an unmatched
-one is cold-started and opens a new track, and a track unseen for more than
-``max_missed_frames`` frames is dropped (its next detection starts cold with a new id).
+``estimator.py``) and the last keypoints. A new frame's detections are matched to tracks by
+the mean distance between keypoints, relative to the track's hand size -- not by side:
+mediapipe's handedness label flickers from frame to frame on some views. A track owns its side,
+the score-weighted vote of its detections' labels; a matched hand is processed with the
+track's side and refined from its parameters with ``warm_iterations``. When the vote changes
+side, the hand is cold-started as the other side (same id). An unmatched detection is
+cold-started and opens a new track; a track unseen for more than ``max_missed_frames`` frames
+is dropped (its next detection starts cold with a new id).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,6 +32,15 @@ class Track:
     params: HandParams  # batch of one, processing frame
     keypoints: np.ndarray  # (21,2) last detected keypoints, image pixels
     missed: int = 0
+    votes: dict[str, float] = field(default_factory=lambda: {"left": 0.0, "right": 0.0})
+
+    def vote(self, side: str, score: float) -> bool:
+        """Add a detection's label; returns True when the majority side changed."""
+        self.votes[side] += max(score, 1e-3)
+        majority = max(self.votes, key=self.votes.get)
+        changed = majority != self.side
+        self.side = majority
+        return changed
 
 
 def match_tracks(tracks: list[Track], detections) -> dict[int, int]:
@@ -37,8 +49,6 @@ def match_tracks(tracks: list[Track], detections) -> dict[int, int]:
     for ti, track in enumerate(tracks):
         size = np.linalg.norm(np.ptp(track.keypoints, axis=0)) + 1e-6
         for di, det in enumerate(detections):
-            if det.side != track.side:
-                continue
             distance = np.linalg.norm(det.keypoints - track.keypoints, axis=1).mean() / size
             if distance < MAX_MATCH_DISTANCE:
                 pairs.append((distance, di, ti))
@@ -68,18 +78,23 @@ class HandTracker:
         detections = est.detect(image)
         timings = {"detect": (time.perf_counter() - t0) * 1e3}
         matched = match_tracks(self.tracks, detections)
+        warm, cold, relabel = [], [], {}
+        for i, det in enumerate(detections):
+            if i not in matched:
+                cold.append(i)
+                continue
+            track = self.tracks[matched[i]]
+            flipped = track.vote(det.side, det.score)
+            detections[i] = replace(det, side=track.side)
+            (cold if flipped else warm).append(i)
+            if flipped:
+                relabel[i] = matched[i]
         hands: list[HandEstimate] = []
-        warm = [i for i in range(len(detections)) if i in matched]
-        cold = [i for i in range(len(detections)) if i not in matched]
         for indices, is_warm in ((warm, True), (cold, False)):
             if indices:
+                tracks = [matched.get(i) if is_warm else relabel.get(i) for i in indices]
                 hands += self._run(
-                    image,
-                    camera,
-                    [detections[i] for i in indices],
-                    [matched.get(i) for i in indices],
-                    is_warm,
-                    timings,
+                    image, camera, [detections[i] for i in indices], tracks, is_warm, timings
                 )
         seen = set(matched.values())
         for ti, track in enumerate(self.tracks):
@@ -106,11 +121,12 @@ class HandTracker:
         ids = []
         for k, det in enumerate(detections):
             params = result.params.select(k)
-            if warm:
+            if track_indices[k] is not None:  # warm, or a known track whose side flipped
                 track = self.tracks[track_indices[k]]
                 track.params, track.keypoints = params, det.keypoints
             else:
                 track = Track(self._next_id, det.side, params, det.keypoints)
+                track.vote(det.side, det.score)
                 self._next_id += 1
                 self.tracks.append(track)
             ids.append(track.track_id)
