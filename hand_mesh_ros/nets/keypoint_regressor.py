@@ -35,6 +35,7 @@ from torch import nn
 
 from hand_mesh_ros.camera import CROP_SIZE, apply_crop_camera, crop_intrinsics, project
 from hand_mesh_ros.hand_params import split_theta
+from hand_mesh_ros.handmodel.model import ASSET_DIR
 from hand_mesh_ros.handmodel.skeleton import KeypointSkeleton
 from hand_mesh_ros.nets.mesh_estimator import (
     EstimatorStep,
@@ -45,7 +46,6 @@ from hand_mesh_ros.nets.mesh_estimator import (
 from hand_mesh_ros.rotations import axis_angle_to_matrix
 from hand_mesh_ros.topology import MIDDLE_MCP_KEYPOINT, NUM_KEYPOINTS
 
-ASSET_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSET_DIR / "keypoint_regressor.pt"
 WEIGHTS_FORMAT = "hand_mesh_ros.keypoint_regressor/1"  # bump when the layout changes
 DEFAULT_EMBED_DIM = 256  # feature_dim of the mesh estimator

@@ -128,7 +128,6 @@ class HandMeshEstimator:
             )
         )
         self.model = load_hand_model("right", device=self.device)
-        self.left_name = load_hand_model("left").name
         self.prior = PosePrior.from_model(self.model).to(self.device)
         self.regressor = load_keypoint_regressor(device=self.device)
         self.faces = self.model.faces.cpu().numpy()
@@ -249,7 +248,7 @@ class HandMeshEstimator:
                     transl=transl[i] * m,
                     vertices=vertices,
                     faces=self.faces,
-                    model_name=self.left_name if left else self.model.name,
+                    model_name=self.model.name,  # mirroring keeps the model (and its name)
                     refine_iterations=int(result.iterations),
                     refine_loss=float(result.final_loss[i]),
                     keypoint_error_px=float(result.keypoint_error_px[i]),
