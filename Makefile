@@ -9,11 +9,15 @@ OUT ?= out
 
 .PHONY: demo test lint bench fit-eval docs-renders clean
 
-$(STAMP): requirements.txt setup.py
+# Set-up: torch core + ROS 2 Kilted from PyPI wheels, the library installed in development mode
+# (compat: the source folder on sys.path), then the package's messages built with CMake into
+# the venv (tools/ros_pip/build_interfaces.sh). A ROS install uses colcon instead (README).
+$(STAMP): requirements.txt requirements-ros.txt setup.py package.xml CMakeLists.txt $(wildcard msg/*.msg)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-ros.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	tools/ros_pip/build_interfaces.sh $(VENV)
 	touch $(STAMP)
 
 # Main job on an embedded default input (no camera, no downloads).

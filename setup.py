@@ -20,5 +20,10 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
     ],
     install_requires=["torch", "numpy<2", "opencv-python-headless", "scipy"],
-    entry_points={"console_scripts": ["hand-mesh = hand_mesh_ros.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "hand-mesh = hand_mesh_ros.cli:main",
+            "hand-mesh-node = hand_mesh_ros.ros.node:main",
+        ]
+    },
 )

@@ -10,6 +10,13 @@ lives in ``hand_mesh_ros.ros``. The two stable entry points are imported lazily 
 
 from __future__ import annotations
 
+import pkgutil
+
+# The generated ROS 2 messages (``hand_mesh_ros.msg``) may be installed in another directory
+# named hand_mesh_ros on sys.path (pip set-up: VENV/ros_interfaces, tools/ros_pip); a colcon
+# install puts them beside this file, where this is a no-op.
+__path__ = pkgutil.extend_path(__path__, __name__)
+
 __all__ = ["load_hand_model", "render_silhouette"]
 __version__ = "0.1.0"
 

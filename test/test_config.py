@@ -6,18 +6,30 @@ import pytest
 from helpers import REPO_ROOT
 
 from hand_mesh_ros.pipeline.estimator import EstimatorConfig, load_params_file
+from hand_mesh_ros.ros.config import NodeConfig
 
 PARAMS = REPO_ROOT / "config" / "estimator.yaml"
 
 
+NODE_NAMES = {f.name for f in dataclasses.fields(NodeConfig)}
+
+
 def test_yaml_defaults_equal_the_library_defaults():
-    from_file = load_params_file(PARAMS)
+    from_file = load_params_file(PARAMS, ignore=NODE_NAMES)
     assert from_file == EstimatorConfig()
     names = {f.name for f in dataclasses.fields(EstimatorConfig)}
     import yaml
 
-    listed = set(yaml.safe_load(PARAMS.read_text())["/**"]["ros__parameters"])
-    assert listed == names  # every parameter documented in the file, none extra
+    listed = yaml.safe_load(PARAMS.read_text())["/**"]["ros__parameters"]
+    assert set(listed) == names | NODE_NAMES  # every parameter documented in the file, none extra
+    assert not names & NODE_NAMES
+    node_values = {k: v for k, v in listed.items() if k in NODE_NAMES}
+    assert NodeConfig(**node_values) == NodeConfig()  # the node's own defaults agree too
+
+
+def test_node_options_are_unknown_to_the_estimator_unless_ignored():
+    with pytest.raises(ValueError, match="auto_start"):
+        load_params_file(PARAMS)
 
 
 def test_bad_values_and_unknown_keys_are_rejected(tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -74,9 +75,10 @@ class EstimatorConfig:
             )
 
 
-def load_params_file(path: str | Path) -> EstimatorConfig:
+def load_params_file(path: str | Path, *, ignore: Iterable[str] = ()) -> EstimatorConfig:
     """EstimatorConfig from a ROS 2 parameter file (``config/estimator.yaml`` layout:
-    ``<node or /**>: ros__parameters: {...}``); unknown keys are rejected."""
+    ``<node or /**>: ros__parameters: {...}``); unknown keys are rejected except those named in
+    ``ignore`` (e.g. the ROS node's own options, ``ros.config.NodeConfig``)."""
     import yaml
 
     with open(path) as f:
@@ -86,10 +88,10 @@ def load_params_file(path: str | Path) -> EstimatorConfig:
         if isinstance(section, dict):
             params.update(section.get("ros__parameters", {}))
     known = {f.name for f in fields(EstimatorConfig)}
-    unknown = sorted(set(params) - known)
+    unknown = sorted(set(params) - known - set(ignore))
     if unknown:
         raise ValueError(f"{path}: unknown estimator parameters {unknown}; known: {sorted(known)}")
-    return EstimatorConfig(**params)
+    return EstimatorConfig(**{k: v for k, v in params.items() if k in known})
 
 
 def resolve_device(name: str) -> torch.device:

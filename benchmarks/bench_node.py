@@ -1,0 +1,131 @@
+"""End-to-end benchmark of the ROS 2 node: image in on /camera/image_raw -> /hand/mesh out.
+
+Two runs over real DDS on a rendered clip of one moving hand (warm-started tracking):
+  closed loop: publish a frame, wait for its mesh, repeat -> latency per stage and frames/s;
+  camera rate: publish at --rate Hz regardless -> frames/s delivered and frames dropped stale.
+Prints a table and writes JSON (docs/benchmarks_node.json by default).
+
+    python benchmarks/bench_node.py [--device cpu|cuda] [--frames 120] [--rate 30] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import torch
+from rclpy.parameter import Parameter
+
+from hand_mesh_ros import load_hand_model
+from hand_mesh_ros.handmodel.prior import PosePrior
+from hand_mesh_ros.ros.client import EstimatorClient, NodeRunner
+from hand_mesh_ros.ros.node import HandMeshNode
+from hand_mesh_ros.synthetic.clip import render_clip
+
+FRAME_ID = "camera_optical_frame"
+WARMUP_FRAMES = 5  # cold start and allocator warm-up, excluded from the statistics
+
+
+def closed_loop(node, client, clip, K, frames: int) -> dict:
+    latencies, stages = [], []
+    for i in range(frames):
+        frame = clip.frames[i % len(clip.frames)]
+        stamp = 1_000_000_000 * (i + 1)
+        processed = node.stats.processed
+        client.publish_frame(frame.image, K, stamp, FRAME_ID)
+        got = client.wait_for(stamp, 60.0, topics=("mesh",))
+        while node.stats.processed <= processed:
+            time.sleep(0.001)
+        if i >= WARMUP_FRAMES:
+            latencies.append((got.arrival["mesh"] - client.sent[stamp]) * 1e3)
+            stages.append(dict(node.stats.stage_ms))
+    keys = stages[0].keys()
+    return {
+        "frames": len(latencies),
+        "image_to_mesh_ms_median": round(statistics.median(latencies), 1),
+        "image_to_mesh_ms_p90": round(float(np.percentile(latencies, 90)), 1),
+        "frames_per_s": round(1000 / statistics.mean(latencies), 2),
+        "stage_ms_median": {k: round(statistics.median(s[k] for s in stages), 2) for k in keys},
+    }
+
+
+def camera_rate(node, client, clip, K, frames: int, rate: float) -> dict:
+    before_processed = node.stats.processed
+    before_stale = node.stats.dropped["stale"]
+    start = time.perf_counter()
+    for i in range(frames):
+        frame = clip.frames[i % len(clip.frames)]
+        client.publish_frame(frame.image, K, 10_000_000_000_000 + i * 1_000_000, FRAME_ID)
+        time.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
+    time.sleep(1.0)
+    wall = time.perf_counter() - start
+    processed = node.stats.processed - before_processed
+    return {
+        "published": frames,
+        "rate_hz": rate,
+        "processed": processed,
+        "dropped_stale": node.stats.dropped["stale"] - before_stale,
+        "frames_per_s": round(processed / wall, 2),
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--rate", type=float, default=30.0)
+    parser.add_argument("--size", default="640x480", help="image WxH")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks_node.json"))
+    args = parser.parse_args(argv)
+    w, h = map(int, args.size.split("x"))
+    model = load_hand_model("right")
+    clip = render_clip(model, PosePrior.from_model(model), 40, seed=1, image_size=(h, w))
+    K = clip.K.double().numpy()
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    rclpy.init(
+        args=[
+            "bench",
+            "--ros-args",
+            "-r",
+            "image:=/camera/image_raw",
+            "-r",
+            "camera_info:=/camera/camera_info",
+        ],
+        domain_id=43,
+    )
+    node = HandMeshNode(parameter_overrides=[Parameter("device", value=args.device)])
+    client = EstimatorClient()
+    runner = NodeRunner(node, client)
+    try:
+        time.sleep(0.5)
+        loop = closed_loop(node, client, clip, K, args.frames)
+        paced = camera_rate(node, client, clip, K, args.frames, args.rate)
+    finally:
+        runner.stop()
+        node._stop_input()
+        node.destroy_node()
+        client.destroy_node()
+        rclpy.shutdown()
+    result = {
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "torch_threads": torch.get_num_threads(),
+        "image": f"{w}x{h} rgb8",
+        "closed_loop": loop,
+        "camera_rate": paced,
+    }
+    print(json.dumps(result, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Plain-Python helpers the node runs on: the newest-frame slot, per-kind warning throttle and
+the counters and latencies reported on /diagnostics. No rclpy here (unit-testable)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+class LatestFrameSlot:
+    """Holds only the newest unprocessed frame. A frame replaced before the worker took it is
+    stale: it is dropped and counted, so the node never builds a backlog."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item = None
+        self._closed = False
+        self.replaced = 0  # stale frames dropped
+
+    def put(self, item) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.replaced += 1
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float | None = None):
+        """The newest item (clearing the slot), or None on timeout or after close()."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
+            item, self._item = self._item, None
+            return item
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+            self._item = None
+
+
+class WarningThrottle:
+    """True at most once per ``period_s`` for each kind of problem (bad encoding, NaN, ...)."""
+
+    def __init__(self, period_s: float, clock=time.monotonic) -> None:
+        self.period_s = period_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+
+    def ready(self, kind: str) -> bool:
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.period_s:
+            return False
+        self._last[kind] = now
+        return True
+
+
+@dataclass
+class NodeStats:
+    """Counters since activation plus the latest frame's figures (thread-safe updates)."""
+
+    received: int = 0
+    processed: int = 0
+    hands: int = 0
+    dropped: Counter = field(default_factory=Counter)  # kind -> frames
+    stage_ms: dict[str, float] = field(default_factory=dict)  # last processed frame
+    refine_iterations: int = 0
+    refine_loss: float = float("nan")
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _window: list[float] = field(default_factory=list, repr=False)  # processing end times
+
+    def count_received(self) -> None:
+        with self._lock:
+            self.received += 1
+
+    def drop(self, kind: str, frames: int = 1) -> None:
+        with self._lock:
+            self.dropped[kind] += frames
+
+    def frame_done(self, stage_ms: dict[str, float], hands, now: float) -> None:
+        with self._lock:
+            self.processed += 1
+            self.hands = len(hands)
+            self.stage_ms = dict(stage_ms)
+            if hands:
+                self.refine_iterations = max(h.refine_iterations for h in hands)
+                self.refine_loss = max(h.refine_loss for h in hands)
+            self._window = [t for t in self._window if now - t <= 5.0] + [now]
+
+    def frames_per_second(self, now: float) -> float:
+        """Processed frames per second over the last 5 s."""
+        with self._lock:
+            recent = [t for t in self._window if now - t <= 5.0]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
+    def snapshot(self, now: float) -> dict[str, str | float | int]:
+        with self._lock:
+            values: dict[str, str | float | int] = {
+                "frames_received": self.received,
+                "frames_processed": self.processed,
+                "frames_dropped": sum(self.dropped.values()),
+                "hands_last_frame": self.hands,
+                "refine_iterations_last": self.refine_iterations,
+                "refine_final_loss_last": self.refine_loss,
+            }
+            values.update({f"dropped_{k}": v for k, v in sorted(self.dropped.items())})
+            values.update({f"latency_{k}_ms": round(v, 2) for k, v in self.stage_ms.items()})
+        values["frames_per_second"] = round(self.frames_per_second(now), 2)
+        return values
