@@ -22,7 +22,7 @@ $(STAMP): requirements.txt requirements-ros.txt setup.py package.xml CMakeLists.
 
 # Main job on an embedded default input (no camera, no downloads).
 demo: $(STAMP)
-	$(BIN)/python -m hand_mesh_ros.demo --out $(OUT)/demo
+	$(BIN)/python -m hand_mesh_ros.ros.demo --out $(OUT)/demo
 
 # The test suite (what CI runs): lint, then pytest.
 test: $(STAMP) lint

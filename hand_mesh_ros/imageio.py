@@ -58,7 +58,7 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # ROS sensor_msgs/image_encodings name -> (channel order, channels, dtype).
 # Order "bgr" for the generic nUCc encodings follows OpenCV's convention (cv_bridge does
 # not define one); "uyvy" / "yuyv" are packed YUV 4:2:2 stored as (H, W, 2) uint8.
-_ENCODINGS: dict[str, tuple[str, int, type]] = {
+ENCODINGS: dict[str, tuple[str, int, type]] = {
     "rgb8": ("rgb", 3, np.uint8),
     "bgr8": ("bgr", 3, np.uint8),
     "rgba8": ("rgb", 4, np.uint8),
@@ -125,10 +125,10 @@ def to_rgb8(
     """Convert a raw image array with a ROS encoding name (e.g. "bgr8", "mono16", "16UC1",
     "yuv422") to (H, W, 3) uint8 RGB. The array must be (H, W) or (H, W, C) with the
     encoding's channel count and dtype; anything else raises ``ImageError``."""
-    if encoding not in _ENCODINGS:
-        known = ", ".join(sorted(_ENCODINGS))
+    if encoding not in ENCODINGS:
+        known = ", ".join(sorted(ENCODINGS))
         raise ImageError(f"unknown image encoding {encoding!r} (supported: {known})")
-    order, channels, dtype = _ENCODINGS[encoding]
+    order, channels, dtype = ENCODINGS[encoding]
     array = np.asarray(array)
     what = f"{encoding} image"
     if array.dtype != dtype:
@@ -139,6 +139,8 @@ def to_rgb8(
     if not shape_ok:
         raise ImageError(f"{what}: shape {array.shape}, expected (H, W, {channels})")
     if order in _YUV_TO_RGB:
+        if array.shape[1] % 2:
+            raise ImageError(f"{what}: width {array.shape[1]} is odd (4:2:2 pairs pixels)")
         check_size(
             array.shape[1], array.shape[0], what=what, max_pixels=max_pixels, min_side=min_side
         )

@@ -184,10 +184,14 @@ def run(out_dir: Path, frames: int, seed: int, device: str) -> dict:
         "input": f"synthetic clip (open hand model), {frames} frames {w}x{h}, seed {seed}",
         "transport": "ROS 2 topics over Fast DDS: camera node -> hand_mesh_estimator -> client",
         "frames_with_a_hand": f"{len(found)}/{len(rows)}",
-        "frames_per_s_closed_loop": round(len(rows) / wall_s, 2),
+        # the node's rate: one frame in flight at a time, image published -> /hand/mesh received
+        "node_frames_per_s": round(
+            1000 / statistics.mean(r["image_to_mesh_ms"] for r in tracked), 2
+        ),
         "image_to_mesh_ms_median_tracked": round(
             statistics.median(r["image_to_mesh_ms"] for r in tracked), 1
         ),
+        "demo_frames_per_s_with_drawing": round(len(rows) / wall_s, 2),
         "mean_errors_vs_truth": {
             key: round(statistics.mean(r[key] for r in found), 2)
             for key in ("kp2d_px", "pa_mpjpe_mm", "wrist_depth_error_mm")

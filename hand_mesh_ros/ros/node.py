@@ -4,7 +4,8 @@ conversion, one estimator call per frame, publishing; the work is in ``pipeline`
 Topics (relative names; remap ``image`` / ``camera_info``):
   in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo)
   out  hand/joints (HandJointsArray), hand/mano (HandManoArray), hand/mesh (MarkerArray),
-       hand/mesh_indexed (HandMeshArray), hand/overlay (Image, optional), /diagnostics
+       hand/mesh_indexed (HandMeshArray), hand/joint_markers (MarkerArray, for RViz),
+       hand/overlay (Image, optional), /diagnostics
 Every output carries the input image's header; a frame without hands gives empty arrays.
 Frames are processed on a worker thread from a one-frame slot: a frame that arrives while the
 previous one is being processed replaces any waiting frame, and the replaced one is counted as
@@ -90,6 +91,9 @@ class HandMeshNode(LifecycleNode):
             "joints": self.create_lifecycle_publisher(HandJointsArray, "hand/joints", depth),
             "mano": self.create_lifecycle_publisher(HandManoArray, "hand/mano", depth),
             "mesh": self.create_lifecycle_publisher(MarkerArray, "hand/mesh", depth),
+            "joint_markers": self.create_lifecycle_publisher(
+                MarkerArray, "hand/joint_markers", depth
+            ),
             "mesh_indexed": self.create_lifecycle_publisher(
                 HandMeshArray, "hand/mesh_indexed", depth
             ),
@@ -99,6 +103,10 @@ class HandMeshNode(LifecycleNode):
         self._diagnostics_timer = self.create_timer(
             self.node_config.diagnostics_period_s, self._publish_diagnostics
         )
+        # the models' objects are long-lived: move them out of the garbage collector's sight,
+        # or full collections (~150 ms, triggered by each frame's ~5k marker points) stall frames
+        gc.collect()
+        gc.freeze()
         self.get_logger().info(
             f"configured on {self._estimator.device} (hand model {self._estimator.model.name})"
         )
@@ -158,6 +166,7 @@ class HandMeshNode(LifecycleNode):
             device = self._estimator.device
             self._estimator.close()
             self._estimator = self._tracker = None
+            gc.unfreeze()
             gc.collect()
             if device.type == "cuda":
                 import torch
@@ -255,6 +264,7 @@ class HandMeshNode(LifecycleNode):
                 "joints": conversions.joints_array(result, msg.header),
                 "mano": conversions.mano_array(result, msg.header),
                 "mesh": conversions.mesh_markers(result, msg.header),
+                "joint_markers": conversions.joint_markers(result, msg.header),
                 "mesh_indexed": conversions.mesh_array(result, msg.header),
             }
             if "overlay" in self._outputs:

@@ -1,0 +1,148 @@
+"""sensor_msgs/Image <-> numpy RGB for the node.
+
+    image_msg_to_rgb8(msg, *, max_pixels=MAX_PIXELS, min_side=MIN_SIDE) -> (H, W, 3) uint8 RGB
+    rgb8_to_image_msg(rgb, header) -> sensor_msgs/Image, encoding "rgb8"
+
+An incoming message is checked before its pixel data is touched, in this order; each failure
+raises ``ImageError`` with a one-line message naming the problem:
+
+1. zero width or height ("zero-size image");
+2. too many pixels or a side too small (``imageio.check_size``), so a huge width x height
+   with no data behind it is refused at once;
+3. an encoding this module cannot read (the message lists the supported ones);
+4. packed YUV 4:2:2 with an odd width (two pixels share one U/V pair);
+5. ``step`` < width x bytes per pixel;
+6. ``data`` shorter than step x height ("truncated: N bytes, expected M").
+
+Then the rows are read with numpy (the padding at the end of each row of ``step`` bytes is
+skipped; ``is_bigendian`` is honoured for 16-, 32- and 64-bit encodings) and converted by
+``imageio.to_rgb8`` (its rules: BGR reordered, alpha dropped, mono replicated, 16-bit colour
+``>> 8``, 16-bit mono stretched to its maximum, YUV 4:2:2 converted by OpenCV).
+
+cv_bridge: when the ROS 2 cv_bridge is installed (registered in the ament index, and the module
+that ``import cv_bridge`` finds lies in that install -- not the ROS 1 ``cv-bridge`` package from
+PyPI), the checked message is decoded by ``CvBridge.imgmsg_to_cv2(msg, "passthrough")`` and the
+same ``to_rgb8`` follows, so both paths give the same pixels. cv_bridge's own "rgb8" conversion
+is not used: its rules for 16-bit and float images differ from ``imageio``'s. Should cv_bridge
+refuse an encoding that this module reads (older releases lack "uyvy"/"yuyv"), this module's
+reader is used instead.
+"""
+
+from __future__ import annotations
+
+import array
+import functools
+import os
+
+import numpy as np
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from hand_mesh_ros.imageio import ENCODINGS, MAX_PIXELS, MIN_SIDE, ImageError, check_size, to_rgb8
+
+_PACKED_YUV = ("uyvy", "yuyv")  # channel orders of imageio's packed 4:2:2 encodings
+
+
+def image_msg_to_rgb8(
+    msg: Image, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
+) -> np.ndarray:
+    """A sensor_msgs/Image -> (H, W, 3) uint8 RGB, C-contiguous (checks: module docstring)."""
+    pixels = _checked_layout(msg, max_pixels=max_pixels, min_side=min_side)
+    bridge = _ros2_cv_bridge()
+    if bridge is not None:
+        try:
+            decoded = bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
+        except Exception:  # e.g. an encoding this cv_bridge lacks: this module's reader below
+            decoded = None
+        if decoded is not None:
+            array_ = np.asarray(decoded)
+            if array_.dtype.byteorder not in "=|":
+                array_ = array_.astype(array_.dtype.newbyteorder("="))
+            return to_rgb8(array_, msg.encoding, max_pixels=max_pixels, min_side=min_side)
+    return to_rgb8(pixels(), msg.encoding, max_pixels=max_pixels, min_side=min_side)
+
+
+def rgb8_to_image_msg(rgb: np.ndarray, header: Header) -> Image:
+    """(H, W, 3) uint8 RGB -> sensor_msgs/Image (rgb8, no row padding) with a copy of
+    ``header`` (stamp and frame_id)."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ImageError(f"an rgb8 image must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    height, width = rgb.shape[:2]
+    if height == 0 or width == 0:
+        raise ImageError(f"zero-size image ({width}x{height} pixels)")
+    msg = Image()
+    msg.header.stamp.sec = header.stamp.sec
+    msg.header.stamp.nanosec = header.stamp.nanosec
+    msg.header.frame_id = header.frame_id
+    msg.height, msg.width = int(height), int(width)
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = int(width) * 3
+    msg.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
+    return msg
+
+
+def supported_encodings() -> tuple[str, ...]:
+    """The ROS encoding names this module reads, sorted."""
+    return tuple(sorted(ENCODINGS))
+
+
+def _checked_layout(msg: Image, *, max_pixels: int, min_side: int):
+    """Run checks 1-6 of the module docstring; return a function that reads the pixels as
+    (H, W) or (H, W, C) in the encoding's native-endian dtype (called only when needed)."""
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    if width == 0 or height == 0:
+        raise ImageError(f"zero-size image ({width}x{height} pixels)")
+    check_size(width, height, what="image message", max_pixels=max_pixels, min_side=min_side)
+    encoding = msg.encoding
+    if encoding not in ENCODINGS:
+        known = ", ".join(supported_encodings())
+        raise ImageError(f"unknown image encoding {encoding!r} (supported: {known})")
+    order, channels, dtype = ENCODINGS[encoding]
+    if order in _PACKED_YUV and width % 2:
+        raise ImageError(f"{encoding} image: width {width} is odd (packed YUV 4:2:2 needs even)")
+    item = np.dtype(dtype)
+    row_bytes = width * channels * item.itemsize
+    if step < row_bytes:
+        raise ImageError(
+            f"{encoding} image: step {step} < width x bytes per pixel = {width} x "
+            f"{channels * item.itemsize} = {row_bytes}"
+        )
+    expected = step * height
+    if len(msg.data) < expected:
+        raise ImageError(
+            f"{encoding} image truncated: {len(msg.data)} bytes, expected {expected} "
+            f"(step {step} x height {height})"
+        )
+    wire = item.newbyteorder(">" if msg.is_bigendian else "<") if item.itemsize > 1 else item
+
+    def pixels() -> np.ndarray:
+        raw = np.frombuffer(msg.data, dtype=np.uint8, count=expected)
+        rows = np.ascontiguousarray(raw.reshape(height, step)[:, :row_bytes])
+        shape = (height, width, channels) if channels > 1 else (height, width)
+        values = rows.view(wire).reshape(shape)
+        return values.astype(item, copy=False)  # native byte order
+
+    return pixels
+
+
+@functools.cache
+def _ros2_cv_bridge():
+    """A ``CvBridge`` of the ROS 2 cv_bridge, or None when that is not installed (see the
+    module docstring for how the ROS 1 PyPI package is told apart)."""
+    try:
+        import cv_bridge
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+    except ImportError:
+        return None
+    try:
+        prefix = get_package_prefix("cv_bridge")
+    except PackageNotFoundError:
+        return None  # importable but not a ROS 2 package: the ROS 1 cv-bridge from PyPI
+    module_file = cv_bridge.__file__ or ""
+    for resolve in (os.path.abspath, os.path.realpath):  # as installed, or through symlinks
+        root, path = resolve(prefix), resolve(module_file)
+        if os.path.commonpath([root, path]) == root:
+            return cv_bridge.CvBridge()
+    return None  # a cv_bridge module from elsewhere shadows the ROS 2 one

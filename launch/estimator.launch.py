@@ -1,0 +1,76 @@
+"""Launch the hand mesh estimator (a lifecycle node) and, on request, RViz.
+
+    ros2 launch hand_mesh_ros estimator.launch.py
+    ros2 launch hand_mesh_ros estimator.launch.py image_topic:=/my_cam/image_raw \
+        camera_info_topic:=/my_cam/camera_info device:=cuda rviz:=true
+
+The node configures and activates itself (``auto_start: true`` in config/estimator.yaml); set
+it to false in your parameter file to drive the lifecycle from a manager instead.
+RViz (rviz/hand_mesh.rviz) uses the fixed frame "camera_optical_frame": set it to your camera's
+optical frame (the frame_id of its images), or publish a transform to that frame.
+"""
+
+# isort: ruff takes `launch` for this repository's launch/ folder, hence the noqa.
+import os  # noqa: I001
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+
+
+def generate_launch_description():
+    share = get_package_share_directory("hand_mesh_ros")
+    arguments = [
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=os.path.join(share, "config", "estimator.yaml"),
+            description="ROS 2 parameter file of the estimator node",
+        ),
+        DeclareLaunchArgument(
+            "image_topic",
+            default_value="/camera/image_raw",
+            description="input sensor_msgs/Image topic (remapped to the node's 'image')",
+        ),
+        DeclareLaunchArgument(
+            "camera_info_topic",
+            default_value="/camera/camera_info",
+            description="sensor_msgs/CameraInfo of that image (remapped to 'camera_info')",
+        ),
+        DeclareLaunchArgument(
+            "device",
+            default_value="auto",
+            description="auto | cpu | cuda (auto: CUDA when available); overrides params_file",
+        ),
+        DeclareLaunchArgument(
+            "rviz", default_value="false", description="true: also start RViz with the hand mesh"
+        ),
+        DeclareLaunchArgument(
+            "namespace",
+            default_value="",
+            description="namespace of the node and its topics (the RViz config assumes none)",
+        ),
+    ]
+    estimator = LifecycleNode(
+        package="hand_mesh_ros",
+        executable="estimator_node",
+        name="hand_mesh_estimator",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[LaunchConfiguration("params_file"), {"device": LaunchConfiguration("device")}],
+        remappings=[
+            ("image", LaunchConfiguration("image_topic")),
+            ("camera_info", LaunchConfiguration("camera_info_topic")),
+        ],
+        output="screen",
+    )
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz2",
+        arguments=["-d", os.path.join(share, "rviz", "hand_mesh.rviz")],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+        output="screen",
+    )
+    return LaunchDescription([*arguments, estimator, rviz])
