@@ -10,8 +10,7 @@ RViz (rviz/hand_mesh.rviz) uses the fixed frame "camera_optical_frame": set it t
 optical frame (the frame_id of its images), or publish a transform to that frame.
 """
 
-# isort: ruff takes `launch` for this repository's launch/ folder, hence the noqa.
-import os  # noqa: I001
+import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
