@@ -303,3 +303,34 @@ def test_lifecycle_deactivate_stops_and_activate_resumes(ros):
     time.sleep(0.3)
     _send(client, rgb, K)
     assert not math.isnan(float(node.stats.snapshot(time.monotonic())["frames_per_second"]))
+
+
+def test_configure_fails_cleanly_for_a_missing_weights_file_and_the_node_lives_on(ros, tmp_path):
+    from lifecycle_msgs.msg import State
+    from lifecycle_msgs.srv import GetState
+
+    node, client = ros
+    broken = HandMeshNode(
+        "hand_mesh_broken",
+        parameter_overrides=[
+            Parameter("device", value="cpu"),
+            Parameter("evidence_weights", value=str(tmp_path / "missing.pt")),
+        ],
+    )
+    try:
+        service = client.create_client(GetState, "/hand_mesh_broken/get_state")
+        runner = NodeRunner(broken)
+        assert service.wait_for_service(timeout_sec=10.0)
+        future = service.call_async(GetState.Request())
+        deadline = time.monotonic() + 10.0
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert future.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+        runner.stop()
+    finally:
+        broken.destroy_node()
+
+
+def test_out_of_range_parameters_are_refused_with_their_name(ros):
+    with pytest.raises(Exception, match="max_hands"):
+        HandMeshNode("hand_mesh_bad_param", parameter_overrides=[Parameter("max_hands", value=0)])

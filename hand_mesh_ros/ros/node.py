@@ -55,8 +55,8 @@ class HandMeshNode(LifecycleNode):
     """Lifecycle node: configure loads the models, activate subscribes, deactivate
     unsubscribes, cleanup releases the models (and GPU memory)."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(NODE_NAME, **kwargs)
+    def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
         declare_parameters(self)
         self._estimator: HandMeshEstimator | None = None
         self._tracker: HandTracker | None = None
@@ -84,6 +84,8 @@ class HandMeshNode(LifecycleNode):
         except Exception as error:  # a bad value, a missing or unreadable weights file
             self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
+        if self.config.device == "cuda" and self._estimator.device.type != "cuda":
+            self.get_logger().warning("device 'cuda' requested but CUDA is not available: CPU")
         self._tracker = HandTracker(self._estimator)
         self._throttle = WarningThrottle(self.node_config.warning_throttle_s)
         depth = QoSProfile(depth=OUTPUT_DEPTH)
