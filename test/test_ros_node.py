@@ -334,3 +334,31 @@ def test_configure_fails_cleanly_for_a_missing_weights_file_and_the_node_lives_o
 def test_out_of_range_parameters_are_refused_with_their_name(ros):
     with pytest.raises(Exception, match="max_hands"):
         HandMeshNode("hand_mesh_bad_param", parameter_overrides=[Parameter("max_hands", value=0)])
+
+
+def test_hand_mesh_node_command_maps_its_options_to_ros_arguments():
+    from hand_mesh_ros.ros.node import _ros_arguments
+
+    args = _ros_arguments(
+        [
+            "hand-mesh-node",
+            "--params-file",
+            "p.yaml",
+            "--image-topic",
+            "/c/img",
+            "--ros-args",
+            "-p",
+            "device:=cpu",
+        ]
+    )
+    assert args[0] == "hand-mesh-node"
+    assert args[1:4] == ["--ros-args", "-p", "device:=cpu"]  # the user's own come first (win)
+    assert args[4:] == [
+        "--ros-args",
+        "-r",
+        "image:=/c/img",
+        "-r",
+        "camera_info:=/camera/camera_info",
+        "--params-file",
+        "p.yaml",
+    ]
