@@ -2,10 +2,13 @@
 
 Two runs over real DDS on a rendered clip of one moving hand (warm-started tracking):
   closed loop: publish a frame, wait for its mesh, repeat -> latency per stage and frames/s;
-  camera rate: publish at --rate Hz regardless -> frames/s delivered and frames dropped stale.
-Prints a table and writes JSON (docs/benchmarks_node.json by default).
+  camera rate: publish at --rate Hz regardless (the hand moving at the clip's 10 Hz pace)
+    -> frames/s delivered and frames dropped stale.
+Prints the numbers and writes JSON (docs/benchmarks_node.json by default). --planner-only
+subscribes to /hand/joints and /hand/mesh_indexed only, so the RViz markers are not built.
 
-    python benchmarks/bench_node.py [--device cpu|cuda] [--frames 120] [--rate 30] [--out F]
+    python benchmarks/bench_node.py [--device cpu|cuda] [--frames 120] [--rate 30]
+        [--planner-only] [--out F]
 """
 
 from __future__ import annotations
@@ -31,20 +34,28 @@ from hand_mesh_ros.synthetic.clip import render_clip
 
 FRAME_ID = "camera_optical_frame"
 WARMUP_FRAMES = 5  # cold start and allocator warm-up, excluded from the statistics
+CLIP_HZ = 10.0  # the clip's motion per frame is that of a 10 Hz recording
 
 
-def closed_loop(node, client, clip, K, frames: int) -> dict:
+def clip_frame(clip, index: int):
+    """Frames played forwards then backwards (no jump at the end: no spurious cold starts)."""
+    n = len(clip.frames)
+    k = index % (2 * n - 2)
+    return clip.frames[k if k < n else 2 * n - 2 - k]
+
+
+def closed_loop(node, client, clip, K, frames: int, wait_topic: str) -> dict:
     latencies, stages = [], []
     for i in range(frames):
-        frame = clip.frames[i % len(clip.frames)]
+        frame = clip_frame(clip, i)
         stamp = 1_000_000_000 * (i + 1)
         processed = node.stats.processed
         client.publish_frame(frame.image, K, stamp, FRAME_ID)
-        got = client.wait_for(stamp, 60.0, topics=("mesh",))
+        got = client.wait_for(stamp, 60.0, topics=(wait_topic,))
         while node.stats.processed <= processed:
             time.sleep(0.001)
         if i >= WARMUP_FRAMES:
-            latencies.append((got.arrival["mesh"] - client.sent[stamp]) * 1e3)
+            latencies.append((got.arrival[wait_topic] - client.sent[stamp]) * 1e3)
             stages.append(dict(node.stats.stage_ms))
     keys = stages[0].keys()
     return {
@@ -61,8 +72,10 @@ def camera_rate(node, client, clip, K, frames: int, rate: float) -> dict:
     before_stale = node.stats.dropped["stale"]
     start = time.perf_counter()
     for i in range(frames):
-        frame = clip.frames[i % len(clip.frames)]
-        client.publish_frame(frame.image, K, 10_000_000_000_000 + i * 1_000_000, FRAME_ID)
+        # the hand moves at the clip's speed whatever the camera rate
+        frame = clip_frame(clip, int(i * CLIP_HZ / rate))
+        stamp = 10_000_000_000_000 + int(i * 1e9 / rate)
+        client.publish_frame(frame.image, K, stamp, FRAME_ID)
         time.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
     time.sleep(1.0)
     wall = time.perf_counter() - start
@@ -82,11 +95,16 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--size", default="640x480", help="image WxH")
+    parser.add_argument(
+        "--planner-only",
+        action="store_true",
+        help="subscribe only to /hand/joints and /hand/mesh_indexed (no RViz markers built)",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks_node.json"))
     args = parser.parse_args(argv)
     w, h = map(int, args.size.split("x"))
     model = load_hand_model("right")
-    clip = render_clip(model, PosePrior.from_model(model), 40, seed=1, image_size=(h, w))
+    clip = render_clip(model, PosePrior.from_model(model), 40, seed=0, image_size=(h, w))
     K = clip.K.double().numpy()
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -102,11 +120,17 @@ def main(argv=None) -> None:
         domain_id=43,
     )
     node = HandMeshNode(parameter_overrides=[Parameter("device", value=args.device)])
-    client = EstimatorClient()
+    outputs = (
+        ("joints", "mesh_indexed")
+        if args.planner_only
+        else ("joints", "mano", "mesh", "mesh_indexed")
+    )
+    wait_topic = "mesh_indexed" if args.planner_only else "mesh"
+    client = EstimatorClient(outputs=outputs)
     runner = NodeRunner(node, client)
     try:
         time.sleep(0.5)
-        loop = closed_loop(node, client, clip, K, args.frames)
+        loop = closed_loop(node, client, clip, K, args.frames, wait_topic)
         paced = camera_rate(node, client, clip, K, args.frames, args.rate)
     finally:
         runner.stop()
@@ -119,6 +143,7 @@ def main(argv=None) -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "torch_threads": torch.get_num_threads(),
         "image": f"{w}x{h} rgb8",
+        "subscribed": [f"/hand/{name}" for name in outputs],
         "closed_loop": loop,
         "camera_rate": paced,
     }

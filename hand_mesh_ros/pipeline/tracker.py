@@ -23,6 +23,7 @@ from hand_mesh_ros.pipeline.estimator import HandBatch, HandMeshEstimator
 from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
 
 MAX_MATCH_DISTANCE = 0.5  # mean keypoint distance / hand box diagonal above which no match
+SIDE_SWITCH_RATIO = 1.5  # a track changes side when the other side's votes outweigh it so much
 
 
 @dataclass
@@ -35,12 +36,15 @@ class Track:
     votes: dict[str, float] = field(default_factory=lambda: {"left": 0.0, "right": 0.0})
 
     def vote(self, side: str, score: float) -> bool:
-        """Add a detection's label; returns True when the majority side changed."""
+        """Add a detection's label; returns True when the track's side changed. The other side
+        must outweigh the track's by SIDE_SWITCH_RATIO: each switch costs a cold start, and
+        near-even labels would otherwise flip the track every few frames."""
         self.votes[side] += max(score, 1e-3)
-        majority = max(self.votes, key=self.votes.get)
-        changed = majority != self.side
-        self.side = majority
-        return changed
+        other = "left" if self.side == "right" else "right"
+        if self.votes[other] > SIDE_SWITCH_RATIO * self.votes[self.side]:
+            self.side = other
+            return True
+        return False
 
 
 def match_tracks(tracks: list[Track], detections) -> dict[int, int]:

@@ -22,6 +22,7 @@ from visualization_msgs.msg import MarkerArray
 
 from hand_mesh_ros.msg import HandJointsArray, HandManoArray, HandMeshArray
 from hand_mesh_ros.ros.config import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_IMAGE_TOPIC
+from hand_mesh_ros.ros.image_bridge import rgb8_to_image_msg
 
 OUTPUT_TOPICS = {
     "joints": ("hand/joints", HandJointsArray),
@@ -43,17 +44,10 @@ def make_header(stamp_ns: int, frame_id: str) -> Header:
 
 
 def rgb_image_msg(rgb: np.ndarray, header: Header) -> Image:
-    """(H, W, 3) uint8 RGB -> sensor_msgs/Image rgb8 (no padding)."""
-    h, w = rgb.shape[:2]
-    return Image(
-        header=header,
-        height=h,
-        width=w,
-        encoding="rgb8",
-        is_bigendian=0,
-        step=3 * w,
-        data=np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(),
-    )
+    """(H, W, 3) uint8 RGB -> sensor_msgs/Image rgb8 (no padding). The pixels are handed to
+    rclpy as an array.array: from bytes its serialisation takes 16x longer (37 vs 2.3 ms for
+    640 x 480), time a camera-side node in this process would steal from the estimator."""
+    return rgb8_to_image_msg(rgb, header)
 
 
 def camera_info_msg(K: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:
@@ -92,6 +86,7 @@ class EstimatorClient(Node):
         name: str = "hand_mesh_camera",
         namespace: str = "",
         max_kept: int = 1000,
+        outputs: tuple[str, ...] = tuple(OUTPUT_TOPICS),
     ) -> None:
         super().__init__(name)
         self.max_kept = max_kept  # outputs of this many most recent stamps are kept
@@ -103,7 +98,8 @@ class EstimatorClient(Node):
         self.received: dict[int, Received] = {}
         self.sent: dict[int, float] = {}  # stamp -> publish time (perf_counter)
         self.diagnostics: list[DiagnosticArray] = []
-        for key, (topic, kind) in OUTPUT_TOPICS.items():
+        for key in outputs:
+            topic, kind = OUTPUT_TOPICS[key]
             self.create_subscription(
                 kind,
                 f"{namespace}/{topic}" if namespace else f"/{topic}",

@@ -262,15 +262,21 @@ class HandMeshNode(LifecycleNode):
         result = self._tracker.update(rgb, camera)
         t_publish = time.perf_counter()
         try:
-            messages = {
+            messages = {  # cheap flat arrays: always built (they also validate the result)
                 "joints": conversions.joints_array(result, msg.header),
                 "mano": conversions.mano_array(result, msg.header),
-                "mesh": conversions.mesh_markers(result, msg.header),
-                "joint_markers": conversions.joint_markers(result, msg.header),
                 "mesh_indexed": conversions.mesh_array(result, msg.header),
             }
-            if "overlay" in self._outputs:
-                messages["overlay"] = conversions.overlay_image(rgb, result, msg.header)
+            # thousands of Point objects or a drawn image: only when someone listens
+            optional = {
+                "mesh": lambda: conversions.mesh_markers(result, msg.header),
+                "joint_markers": lambda: conversions.joint_markers(result, msg.header),
+                "overlay": lambda: conversions.overlay_image(rgb, result, msg.header),
+            }
+            for name, build in optional.items():
+                output = self._outputs.get(name)
+                if output is not None and output.get_subscription_count() > 0:
+                    messages[name] = build()
         except ValueError as error:  # non-finite values in a result
             self._tracker.reset()
             self._warn("invalid_result", str(error))
