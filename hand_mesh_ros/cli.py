@@ -1,5 +1,6 @@
-"""The ``hand-mesh`` command line: ``estimate`` (images and videos -> hand meshes) and
-``evaluate`` (``hand_mesh_ros.evaluation``).
+"""The ``hand-mesh`` command line: ``estimate`` (images and videos -> hand meshes),
+``evaluate`` (``hand_mesh_ros.evaluation``), ``train`` and ``evaluate-model`` (DHPE training
+and its evaluation, ``hand_mesh_ros.training.commands``).
 
     hand-mesh estimate INPUT... --out DIR [--fx F --fy F --cx F --cy F] [--device auto|cpu|cuda]
                        [--iterations N] [--max-hands N] [--mirrored] [--track | --no-track]
@@ -134,7 +135,33 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
         evaluation.add_arguments(evaluate)
         evaluate.set_defaults(run=evaluation.run)
+    add_training_commands(commands, argv)
     return parser
+
+
+def add_training_commands(commands, argv: list[str]) -> None:
+    """``train`` and ``evaluate-model`` (``training/commands.py``), options loaded only when
+    one of them is the command (they import torch's training stack)."""
+    train = commands.add_parser(
+        "train",
+        help="train DHPE from a config file",
+        description="Train DHPE (stratified schedule, Eq. 7 loss, self-data augmentation).",
+    )
+    evaluate_model = commands.add_parser(
+        "evaluate-model",
+        help="evaluate a trained DHPE checkpoint (3D PCK/AUC, errors, masks)",
+        description="Evaluate a hand-mesh train checkpoint on synthetic or dataset hands.",
+    )
+    if argv[:1] == ["train"]:
+        from hand_mesh_ros.training import commands as training_commands
+
+        training_commands.add_train_arguments(train)
+        train.set_defaults(run=training_commands.run_train)
+    if argv[:1] == ["evaluate-model"]:
+        from hand_mesh_ros.training import commands as training_commands
+
+        training_commands.add_evaluate_model_arguments(evaluate_model)
+        evaluate_model.set_defaults(run=training_commands.run_evaluate_model)
 
 
 def camera_from_args(args: argparse.Namespace) -> CameraIntrinsics | None:

@@ -284,6 +284,9 @@ class DHPETargets:
     of ``intrinsics`` (which must map them to crop pixels; None = the virtual crop camera).
     mask: (B, H, W) hand mask in [0, 1] over the crop (area-resized to the silhouette size)
     or None. visibility: (B, 21) weights or None.
+    has_3d, has_mask: (B,) bool, which samples have a 3D skeleton / a mask (None = all); the
+    articulation term, and the shape and feature terms, are zero for the others (their
+    placeholder values are never used, so zeros or NaNs there are harmless).
     """
 
     keypoints2d: torch.Tensor
@@ -291,6 +294,8 @@ class DHPETargets:
     mask: torch.Tensor | None = None
     visibility: torch.Tensor | None = None
     intrinsics: torch.Tensor | None = None
+    has_3d: torch.Tensor | None = None
+    has_mask: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -343,8 +348,11 @@ class DHPELoss(torch.nn.Module):
 
     def _laplacian(self, vertices: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         rotation, scale, _ = crop_camera_parts(params[:, -CROP_CAMERA_DIM:], self.crop_size)
-        reference = scale[:, None, None] * self.template.to(vertices.dtype) @ rotation.mT
-        return laplacian_loss(vertices, reference, self.edges)
+        reference = self.template.to(vertices.dtype) @ rotation.mT
+        # measured at the model's own scale: the crop camera's scale s only trades off with
+        # its depth in every other term, and a term growing with s^2 would shrink the hand
+        # (with s and depth drifting to 0 together; seen in training)
+        return laplacian_loss(vertices / scale[:, None, None], reference, self.edges)
 
     def _silhouette(self, silhouette: torch.Tensor | None, mask: torch.Tensor | None):
         if silhouette is None or mask is None:
@@ -361,13 +369,14 @@ class DHPELoss(torch.nn.Module):
         (no feature term)."""
         cfg, final, vis = self.config, output.iterations[-1], targets.visibility
         zero = final.params.new_zeros(final.params.shape[0])
+        k = crop_intrinsics(self.crop_size, dtype=final.params.dtype, device=final.params.device)
+        target3d, target_k = _fill_missing_3d(final.keypoints3d, targets, k)
         heat_target = gaussian_heatmaps(
             targets.keypoints2d,
             heatmap_size=output.heatmaps[-1].shape[-1],
             crop_size=self.crop_size,
             sigma=cfg.heatmap_sigma,
         )
-        k = crop_intrinsics(self.crop_size, dtype=final.params.dtype, device=final.params.device)
         sil = self._silhouette(final.silhouette, targets.mask)
         terms = {
             "feature": zero
@@ -382,9 +391,9 @@ class DHPELoss(torch.nn.Module):
             ),
             "articulation": articulation_loss(
                 final.keypoints3d,
-                targets.keypoints3d,
+                target3d,
                 k,
-                target_K=targets.intrinsics,
+                target_K=target_k,
                 frame_from=cfg.articulation_frame,
                 visibility=vis,
             ),
@@ -401,8 +410,37 @@ class DHPELoss(torch.nn.Module):
                 threshold_px=cfg.silhouette_threshold_px,
                 visibility=vis,
             )
+        terms = _drop_missing(terms, targets)
         per_sample = sil_w * terms["silhouette"]
         for name in ("feature", "heatmap", "refiner", "articulation", "laplacian"):
             per_sample = per_sample + getattr(cfg, name) * terms[name]
         means = {name: value.mean() for name, value in terms.items()}
         return LossTerms(**means, silhouette_weights=sil_w, total=per_sample.mean())
+
+
+def _fill_missing_3d(predicted3d: torch.Tensor, targets: DHPETargets, k_crop: torch.Tensor):
+    """(target3d, target_K) with samples lacking 3D replaced by the detached prediction in
+    the crop camera k_crop (3, 3): finite values whose term ``_drop_missing`` then zeroes."""
+    if targets.has_3d is None:
+        return targets.keypoints3d, targets.intrinsics
+    batch, crop = predicted3d.shape[0], predicted3d.detach()
+    k_crop = k_crop.expand(batch, 3, 3)
+    k_target = k_crop if targets.intrinsics is None else _batched_k(targets.intrinsics, batch)
+    keep = targets.has_3d.to(torch.bool)[:, None, None]
+    target3d = torch.where(keep, targets.keypoints3d.to(crop.dtype), crop)
+    target_k = torch.where(keep, k_target.to(crop.dtype), k_crop)
+    return target3d, target_k
+
+
+def _drop_missing(terms: dict, targets: DHPETargets) -> dict:
+    """Zero the articulation term where ``has_3d`` is False and the shape and feature terms
+    where ``has_mask`` is False (``torch.where``, so nothing of theirs reaches the total)."""
+    out = dict(terms)
+    if targets.has_3d is not None:
+        keep = targets.has_3d.to(torch.bool)
+        out["articulation"] = torch.where(keep, terms["articulation"], 0.0)
+    if targets.has_mask is not None:
+        keep = targets.has_mask.to(torch.bool)
+        for name in ("silhouette", "feature"):
+            out[name] = torch.where(keep, terms[name], 0.0)
+    return out
