@@ -23,7 +23,7 @@ setup(
     entry_points={
         "console_scripts": [
             "hand-mesh = hand_mesh_ros.cli:main",
-            "hand-mesh-node = hand_mesh_ros.ros.node:main",
+            "hand-mesh-node = hand_mesh_ros.ros.main:main",
         ]
     },
 )

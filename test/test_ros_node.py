@@ -337,7 +337,7 @@ def test_out_of_range_parameters_are_refused_with_their_name(ros):
 
 
 def test_hand_mesh_node_command_maps_its_options_to_ros_arguments():
-    from hand_mesh_ros.ros.node import _ros_arguments
+    from hand_mesh_ros.ros.main import _ros_arguments
 
     args = _ros_arguments(
         [

@@ -14,16 +14,13 @@ dropped (stale). Bad frames are dropped with a throttled warning and counted; th
 
 from __future__ import annotations
 
-import argparse
 import gc
 import math
-import sys
 import threading
 import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -36,8 +33,6 @@ from hand_mesh_ros.pipeline.tracker import HandTracker
 from hand_mesh_ros.ros import conversions
 from hand_mesh_ros.ros.config import (
     CAMERA_INFO_TOPIC,
-    DEFAULT_CAMERA_INFO_TOPIC,
-    DEFAULT_IMAGE_TOPIC,
     IMAGE_TOPIC,
     NODE_NAME,
 )
@@ -321,54 +316,3 @@ class HandMeshNode(LifecycleNode):
 
 def _stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def _ros_arguments(argv: list[str]) -> list[str]:
-    """``hand-mesh-node`` options -> rclpy arguments (anything after them passes through)."""
-    parser = argparse.ArgumentParser(
-        prog="hand-mesh-node",
-        description="Run the hand mesh estimator node (same node as `ros2 launch hand_mesh_ros "
-        "estimator.launch.py`). Extra arguments go to ROS (e.g. --ros-args -p device:=cpu).",
-    )
-    parser.add_argument("--params-file", help="ROS 2 parameter file, e.g. config/estimator.yaml")
-    parser.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC)
-    parser.add_argument("--camera-info-topic", default=DEFAULT_CAMERA_INFO_TOPIC)
-    known, rest = parser.parse_known_args(argv[1:])
-    ros = [argv[0]] + rest + ["--ros-args"]
-    ros += ["-r", f"{IMAGE_TOPIC}:={known.image_topic}"]
-    ros += ["-r", f"{CAMERA_INFO_TOPIC}:={known.camera_info_topic}"]
-    if known.params_file:
-        ros += ["--params-file", known.params_file]
-    return ros
-
-
-def spin(node: HandMeshNode) -> None:
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node._stop_input()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``hand-mesh-node``: the node with /camera/... topics by default (pip installs)."""
-    rclpy.init(args=_ros_arguments(list(sys.argv if argv is None else argv)))
-    spin(HandMeshNode())
-    return 0
-
-
-def ros_main(argv: list[str] | None = None) -> int:
-    """The ``estimator_node`` executable of a ROS install: plain ROS arguments (launch remaps)."""
-    rclpy.init(args=list(sys.argv if argv is None else argv))
-    spin(HandMeshNode())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
