@@ -140,9 +140,10 @@ class ProjectionOperator(nn.Module):
         keypoints3d = apply_crop_camera(hand.keypoints, anchor, cam, self.crop_size)
         k = crop_intrinsics(self.crop_size, dtype=params.dtype, device=params.device)
         keypoints2d = project(keypoints3d, k)
-        return Projection(vertices, keypoints3d, keypoints2d, self._silhouette(vertices))
+        return Projection(vertices, keypoints3d, keypoints2d, self.silhouette(vertices))
 
-    def _silhouette(self, vertices: torch.Tensor) -> torch.Tensor | None:
+    def silhouette(self, vertices: torch.Tensor) -> torch.Tensor | None:
+        """(B, S, S) soft silhouette of crop-camera vertices (B, V, 3); None when disabled."""
         if self.silhouette_size is None:
             return None
         size = self.silhouette_size
@@ -187,14 +188,19 @@ class DHPE(nn.Module):
         return heatmap_argmax(heatmaps, crop_size=crop)[0]
 
     def estimate_mesh(
-        self, feature: torch.Tensor | None, joints2d: torch.Tensor
+        self,
+        feature: torch.Tensor | None,
+        joints2d: torch.Tensor,
+        *,
+        projection: ProjectionOperator | None = None,
     ) -> tuple[DHPEIteration, ...]:
         """Mesh estimator + projection from given evidence, without the image networks.
 
         feature: (B, feature_dim) or None when ``use_feature`` is False; joints2d: (B, 21, 2)
-        crop pixels.
+        crop pixels; projection: another operator (e.g. one without silhouettes), default
+        the network's own.
         """
-        steps = self.mesh_estimator(feature, joints2d, self.projection)
+        steps = self.mesh_estimator(feature, joints2d, projection or self.projection)
         return tuple(
             DHPEIteration(
                 params=s.params,

@@ -18,11 +18,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from hand_mesh_ros.camera import crop_intrinsics
 from hand_mesh_ros.nets.dhpe import DHPE, DHPEIteration, DHPEOutput, ProjectionOperator
 from hand_mesh_ros.nets.heatmaps import gaussian_heatmaps
 from hand_mesh_ros.nets.resnet import normalize_image
-from hand_mesh_ros.render import render_silhouette
 from hand_mesh_ros.training.batches import TrainBatch
 from hand_mesh_ros.training.losses import DHPELoss, DHPETargets, feature_loss, heatmap_loss
 
@@ -75,31 +73,17 @@ def dhpe_forward(
     feature, stages = image_features(net, image, autocast=autocast)
     joints2d = net.keypoints_from_heatmaps(stages[-1])
     skeleton_only = ProjectionOperator(net.hand_model, replace(net.config, silhouette_size=None))
-    steps = net.mesh_estimator(feature if net.config.use_feature else None, joints2d, skeleton_only)
-    iterations = [
-        DHPEIteration(
-            params=s.params,
-            vertices=s.projection.vertices,
-            keypoints3d=s.projection.keypoints3d,
-            keypoints2d=s.projection.keypoints2d,
-            refined_joints2d=s.refined_joints2d,
-            silhouette=None,
-        )
-        for s in steps
-    ]
+    mesh_feature = feature if net.config.use_feature else None
+    iterations = list(net.estimate_mesh(mesh_feature, joints2d, projection=skeleton_only))
     if silhouette and net.config.silhouette_size is not None:
         iterations[-1] = replace(iterations[-1], silhouette=render_final(net, iterations[-1]))
     return DHPEOutput(stages, joints2d, feature, tuple(iterations))
 
 
 def render_final(net: DHPE, iteration: DHPEIteration) -> torch.Tensor:
-    """(B, S, S) soft silhouette of an iteration's mesh, rendered as the DHPE's projection
-    operator does (``nets.dhpe.ProjectionOperator``: crop camera at ``silhouette_size``)."""
-    size, sigma = net.config.silhouette_size, net.config.silhouette_sigma
-    vertices = iteration.vertices
-    k = crop_intrinsics(size, dtype=vertices.dtype, device=vertices.device)
-    extra = {} if sigma is None else {"sigma": sigma}
-    return render_silhouette(vertices, net.hand_model.faces, k, image_size=(size, size), **extra)
+    """(B, S, S) soft silhouette of an iteration's mesh, as the DHPE's projection operator
+    renders it (crop camera at ``silhouette_size``)."""
+    return net.projection.silhouette(iteration.vertices)
 
 
 def targets_of(batch: TrainBatch) -> DHPETargets:
