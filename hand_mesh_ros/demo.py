@@ -33,13 +33,37 @@ from hand_mesh_ros.synthetic.clip import render_clip
 SHEET_TILES = 4  # frames shown in the contact sheet
 
 
-def frame_errors(hand, frame) -> dict[str, float]:
+ERROR_KEYS = ("kp2d_px", "pa_mpjpe_mm", "wrist_depth_error_mm")
+
+
+def keypoint_errors(keypoints_2d, keypoints_3d, frame) -> dict[str, float]:
+    """Errors of an estimate's keypoints ((21,2) px, (21,3) m) against a clip frame's truth."""
+    keypoints_3d = np.asarray(keypoints_3d, dtype=np.float64)
     truth = torch.tensor(frame.keypoints_3d)[None]
     return {
-        "kp2d_px": float(np.linalg.norm(hand.keypoints_2d - frame.keypoints_2d, axis=1).mean()),
-        "pa_mpjpe_mm": 1000 * float(pa_mpjpe(torch.tensor(hand.keypoints_3d)[None], truth)),
-        "wrist_depth_error_mm": 1000 * abs(hand.keypoints_3d[0, 2] - frame.keypoints_3d[0, 2]),
+        "kp2d_px": float(np.linalg.norm(keypoints_2d - frame.keypoints_2d, axis=1).mean()),
+        "pa_mpjpe_mm": 1000 * float(pa_mpjpe(torch.tensor(keypoints_3d)[None], truth)),
+        "wrist_depth_error_mm": 1000 * abs(keypoints_3d[0, 2] - frame.keypoints_3d[0, 2]),
     }
+
+
+def frame_errors(hand, frame) -> dict[str, float]:
+    return keypoint_errors(hand.keypoints_2d, hand.keypoints_3d, frame)
+
+
+def mean_errors(rows: list[dict]) -> dict[str, float] | None:
+    """Mean of each ERROR_KEYS over the rows that have a hand (None when none has)."""
+    found = [r for r in rows if r["hands"]]
+    if not found:
+        return None
+    return {key: round(statistics.mean(r[key] for r in found), 2) for key in ERROR_KEYS}
+
+
+def write_contact_sheet(tiles: list[np.ndarray], path: Path) -> None:
+    """SHEET_TILES RGB tiles spread over the clip, stacked vertically, as a PNG."""
+    step = max(1, len(tiles) // SHEET_TILES)
+    sheet = np.concatenate(tiles[::step][:SHEET_TILES], axis=0)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def run(out_dir: Path, frames: int, seed: int) -> dict:
@@ -82,9 +106,7 @@ def run(out_dir: Path, frames: int, seed: int) -> dict:
             )
     finally:
         estimator.close()
-    step = max(1, len(tiles) // SHEET_TILES)
-    sheet = np.concatenate(tiles[::step][:SHEET_TILES], axis=0)
-    cv2.imwrite(str(out_dir / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    write_contact_sheet(tiles, out_dir / "contact_sheet.png")
     found = [r for r in rows if r["hands"]]
     summary = {
         "input": f"synthetic clip (open hand model), {frames} frames 640x480, seed {seed}",
@@ -92,12 +114,7 @@ def run(out_dir: Path, frames: int, seed: int) -> dict:
         "tracked_frames_per_s": round(1000 / statistics.mean(r["ms"] for r in rows[1:]), 2)
         if len(rows) > 1
         else None,
-        "mean_errors_vs_truth": {
-            key: round(statistics.mean(r[key] for r in found), 2)
-            for key in ("kp2d_px", "pa_mpjpe_mm", "wrist_depth_error_mm")
-        }
-        if found
-        else None,
+        "mean_errors_vs_truth": mean_errors(rows),
         "frames": rows,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -27,8 +27,8 @@ import torch
 from rclpy.parameter import Parameter
 
 from hand_mesh_ros import load_hand_model
+from hand_mesh_ros.demo import keypoint_errors, mean_errors, write_contact_sheet
 from hand_mesh_ros.handmodel.prior import PosePrior
-from hand_mesh_ros.metrics import pa_mpjpe
 from hand_mesh_ros.ros.bag import BagRecorder
 from hand_mesh_ros.ros.client import (
     OUTPUT_TOPICS,
@@ -43,7 +43,6 @@ from hand_mesh_ros.synthetic.clip import render_clip
 from hand_mesh_ros.visualize import SIDE_COLOURS, draw_keypoints, overlay_mesh
 
 FRAME_ID = "camera_optical_frame"
-SHEET_TILES = 4  # frames in the contact sheet
 FRAME_TIMEOUT_S = 60.0
 VIDEO_FPS = 10
 REPO_MSG_DIR = Path(__file__).resolve().parents[2] / "msg"
@@ -60,17 +59,12 @@ def message_dir() -> Path:
     raise FileNotFoundError("hand_mesh_ros msg/*.msg not found (source tree or AMENT_PREFIX_PATH)")
 
 
-def hand_errors(joints_msg, frame, K: np.ndarray) -> dict[str, float]:
+def hand_errors(joints_msg, frame) -> dict[str, float]:
     """Errors of the first hand in a HandJointsArray against the clip frame's truth."""
     hand = joints_msg.hands[0]
     xyz = np.array(hand.joints_3d, dtype=np.float64).reshape(21, 3)
     uv = np.array(hand.joints_2d, dtype=np.float64).reshape(21, 2)
-    truth = torch.tensor(frame.keypoints_3d)[None]
-    return {
-        "kp2d_px": float(np.linalg.norm(uv - frame.keypoints_2d, axis=1).mean()),
-        "pa_mpjpe_mm": 1000 * float(pa_mpjpe(torch.tensor(xyz)[None], truth)),
-        "wrist_depth_error_mm": 1000 * abs(xyz[0, 2] - frame.keypoints_3d[0, 2]),
-    }
+    return keypoint_errors(uv, xyz, frame)
 
 
 def draw_outputs(image: np.ndarray, received, K: np.ndarray) -> np.ndarray:
@@ -145,7 +139,7 @@ def run(out_dir: Path, frames: int, seed: int, device: str) -> dict:
                 }
                 if joints.hands:
                     row.update(side=joints.hands[0].side, track_id=joints.hands[0].track_id)
-                    errors = hand_errors(joints, frame, K)
+                    errors = hand_errors(joints, frame)
                     row.update({k: round(v, 2) for k, v in errors.items()})
                 rows.append(row)
                 overlay = draw_outputs(frame.image, received, K)
@@ -175,9 +169,7 @@ def run(out_dir: Path, frames: int, seed: int, device: str) -> dict:
         client.destroy_node()
         rclpy.shutdown()
 
-    step = max(1, len(tiles) // SHEET_TILES)
-    sheet = np.concatenate(tiles[::step][:SHEET_TILES], axis=0)
-    cv2.imwrite(str(out_dir / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    write_contact_sheet(tiles, out_dir / "contact_sheet.png")
     found = [r for r in rows if r["hands"]]
     tracked = rows[1:] or rows
     summary = {
@@ -192,12 +184,7 @@ def run(out_dir: Path, frames: int, seed: int, device: str) -> dict:
             statistics.median(r["image_to_mesh_ms"] for r in tracked), 1
         ),
         "demo_frames_per_s_with_drawing": round(len(rows) / wall_s, 2),
-        "mean_errors_vs_truth": {
-            key: round(statistics.mean(r[key] for r in found), 2)
-            for key in ("kp2d_px", "pa_mpjpe_mm", "wrist_depth_error_mm")
-        }
-        if found
-        else None,
+        "mean_errors_vs_truth": mean_errors(rows),
         "bag": str(bag_dir),
         "frames": rows,
     }
