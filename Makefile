@@ -18,6 +18,7 @@ $(STAMP): requirements.txt requirements-ros.txt setup.py package.xml CMakeLists.
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-ros.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	tools/ros_pip/build_interfaces.sh $(VENV)
+	tools/install_shared_wheels.sh $(VENV)
 	touch $(STAMP)
 
 # Main job on an embedded default input (no camera, no downloads).

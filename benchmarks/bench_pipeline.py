@@ -26,15 +26,16 @@ from hand_mesh_ros import load_hand_model
 from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.metrics import pa_mpjpe, root_relative_mpjpe
 from hand_mesh_ros.pipeline import CameraIntrinsics, EstimatorConfig, HandMeshEstimator, HandTracker
-from hand_mesh_ros.synthetic.clip import render_clip
+from hand_mesh_ros.synthetic.clip import FRAME_PERIOD_S, render_clip
 
 STAGES = ("detect", "regress", "align", "refine", "total")
 
 
 def run(process, clip, camera) -> dict:
+    """process(image, camera, index) -> FrameResult for every frame of the clip."""
     rows, predictions = [], []
-    for frame in clip.frames:
-        result = process(frame.image, camera)
+    for index, frame in enumerate(clip.frames):
+        result = process(frame.image, camera, index)
         hand = result.hands[0] if result.hands else None
         predictions.append(None if hand is None else hand.keypoints_3d)
         row = {s: result.timings_ms.get(s, 0.0) for s in STAGES}
@@ -126,21 +127,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = load_hand_model("right")
     clip = render_clip(model, PosePrior.from_model(model), args.frames, seed=args.seed)
-    k = clip.K
-    camera = CameraIntrinsics(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
+    camera = CameraIntrinsics.from_matrix(clip.K)
     overrides = {}
     if args.temporal_weight is not None:
         overrides["temporal_weight"] = args.temporal_weight
     if args.warm_iterations is not None:
         overrides["warm_iterations"] = args.warm_iterations
     estimator = HandMeshEstimator(EstimatorConfig(device=args.device, **overrides))
+    tracker = HandTracker(estimator)
     report = {
         "clip": f"{args.frames} frames 640x480, seed {args.seed}",
         "device": str(estimator.device),
         "threads": args.threads,
         "config": dataclasses.asdict(estimator.config),
-        "cold": run(estimator.estimate, clip, camera),
-        "tracked": run(HandTracker(estimator).update, clip, camera),
+        "cold": run(lambda image, camera, _: estimator.estimate(image, camera), clip, camera),
+        "tracked": run(
+            lambda image, camera, i: tracker.update(image, camera, stamp=i * FRAME_PERIOD_S),
+            clip,
+            camera,
+        ),
         "mediapipe": mediapipe_scores(estimator.detector, clip),
     }
     estimator.close()

@@ -50,7 +50,8 @@ def crop_intrinsics(
     return intrinsics_matrix(focal, focal, centre, centre, dtype=dtype, device=device)
 
 
-def _batched_k(K: torch.Tensor, batch: int) -> torch.Tensor:
+def batched_intrinsics(K: torch.Tensor, batch: int) -> torch.Tensor:
+    """(3, 3) or (B, 3, 3) K -> (B, 3, 3) (a view when expanded); a wrong batch is an error."""
     if K.dim() == 2:
         return K.unsqueeze(0).expand(batch, 3, 3)
     if K.shape[0] != batch:
@@ -66,7 +67,7 @@ def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """
     if points.dim() != 3 or points.shape[-1] != 3:
         raise ValueError(f"points must be (B, N, 3), got {tuple(points.shape)}")
-    k = _batched_k(K.to(points.dtype), points.shape[0])
+    k = batched_intrinsics(K.to(points.dtype), points.shape[0])
     z = points[..., 2:3].clamp_min(MIN_DEPTH)
     xy = points[..., :2] / z
     fx, fy = k[:, 0, 0, None], k[:, 1, 1, None]
@@ -79,7 +80,7 @@ def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 def backproject(pixels: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """Inverse of ``project`` for zero skew. pixels: (B, N, 2), depth: (B, N) -> (B, N, 3)."""
-    k = _batched_k(K.to(pixels.dtype), pixels.shape[0])
+    k = batched_intrinsics(K.to(pixels.dtype), pixels.shape[0])
     x = (pixels[..., 0] - k[:, 0, 2, None]) / k[:, 0, 0, None]
     y = (pixels[..., 1] - k[:, 1, 2, None]) / k[:, 1, 1, None]
     return torch.stack((x * depth, y * depth, depth), dim=-1)

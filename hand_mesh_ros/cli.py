@@ -4,14 +4,17 @@ and its evaluation, ``hand_mesh_ros.training.commands``).
 
     hand-mesh estimate INPUT... --out DIR [--fx F --fy F --cx F --cy F] [--device auto|cpu|cuda]
                        [--iterations N] [--max-hands N] [--mirrored] [--track | --no-track]
-                       [--quiet]
+                       [--params-file config/estimator.yaml] [--quiet]
 
 INPUT: image files, folders (their images and videos, not recursive) or video files. For each
 image or video frame, DIR receives ``<stem>.json`` (schema in ``outputs.py``),
 ``<stem>_overlay.png`` and ``<stem>_hand<i>.ply``; a video frame's stem is
 ``<video stem>_<frame:06d>`` (frames counted from 0). Inputs whose stems collide get
 ``_2``, ``_3``, ... appended. Without intrinsics the camera is assumed (60 degree horizontal
-field of view, ``"assumed": true`` in the JSON).
+field of view, ``"assumed": true`` in the JSON). ``--params-file`` reads the estimator's and
+tracker's settings from a ROS 2 parameter file (the node's own entries are ignored); the
+options given on the command line override it. Tracked videos follow the tracker's continuity
+rules with the video's frame times as stamps.
 
 Exit status: 0 when every input was processed, 1 when any failed (one ``error: <file>:
 <reason>`` line each on stderr; the others are still processed), 2 for usage errors.
@@ -29,24 +32,25 @@ from pathlib import Path
 
 import numpy as np
 
+from hand_mesh_ros.devices import DEVICES
 from hand_mesh_ros.imageio import ImageError, check_size, is_video, list_inputs, read_image
 from hand_mesh_ros.pipeline.types import CameraIntrinsics
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 INTRINSICS = ("fx", "fy", "cx", "cy")
-DEVICES = ("auto", "cpu", "cuda")
 FRAME_DIGITS = 6  # video frame stems: <video stem>_<frame:06d>
 
 
 @dataclass(frozen=True)
 class Frame:
     """One image to process: output stem, name for the JSON, RGB uint8 (H,W,3), frame index
-    (None for a still image)."""
+    and time in seconds (None for a still image, or a video without a frame rate)."""
 
     stem: str
     name: str
     image: np.ndarray
     index: int | None = None
+    time_s: float | None = None
 
 
 class Reporter:
@@ -84,7 +88,10 @@ def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
     for name in INTRINSICS:
         group.add_argument(f"--{name}", type=float, default=None)
     parser.add_argument(
-        "--device", choices=DEVICES, default="auto", help="torch device (auto: cuda when available)"
+        "--device",
+        choices=DEVICES,
+        default=None,
+        help="torch device (default auto: cuda when available)",
     )
     parser.add_argument(
         "--iterations",
@@ -97,14 +104,23 @@ def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-hands",
         type=int,
-        default=2,
+        default=None,
         metavar="N",
         help="most hands per image (1-8, default 2)",
     )
     parser.add_argument(
         "--mirrored",
         action="store_true",
+        default=None,
         help="the input is mirrored (a selfie view): decides left/right",
+    )
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="ROS 2 parameter file with the estimator's and tracker's settings "
+        "(e.g. config/estimator.yaml); options given here override it",
     )
     parser.add_argument(
         "--track",
@@ -140,12 +156,19 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def add_training_commands(commands, argv: list[str]) -> None:
-    """``train`` and ``evaluate-model`` (``training/commands.py``), options loaded only when
-    one of them is the command (they import torch's training stack)."""
+    """``train`` and ``evaluate-model`` (``training/commands.py``) and ``train-regressor``
+    (``training/regressor_commands.py``), options loaded only when one of them is the command
+    (they import torch's training stack)."""
     train = commands.add_parser(
         "train",
         help="train DHPE from a config file",
         description="Train DHPE (stratified schedule, Eq. 7 loss, self-data augmentation).",
+    )
+    train_regressor = commands.add_parser(
+        "train-regressor",
+        help="train the keypoint regressor the live pipeline uses",
+        description="Train the keypoint -> mesh regressor (nets/keypoint_regressor.py) that "
+        "the pipeline uses, on synthetic keypoints.",
     )
     evaluate_model = commands.add_parser(
         "evaluate-model",
@@ -162,6 +185,11 @@ def add_training_commands(commands, argv: list[str]) -> None:
 
         training_commands.add_evaluate_model_arguments(evaluate_model)
         evaluate_model.set_defaults(run=training_commands.run_evaluate_model)
+    if argv[:1] == ["train-regressor"]:
+        from hand_mesh_ros.training import regressor_commands
+
+        regressor_commands.add_train_regressor_arguments(train_regressor)
+        train_regressor.set_defaults(run=regressor_commands.run_train_regressor)
 
 
 def camera_from_args(args: argparse.Namespace) -> CameraIntrinsics | None:
@@ -176,19 +204,26 @@ def camera_from_args(args: argparse.Namespace) -> CameraIntrinsics | None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """EstimatorConfig from the options; ValueError for out-of-range values."""
-    from hand_mesh_ros.pipeline.estimator import EstimatorConfig
+    """(EstimatorConfig, TrackerConfig) from the parameter file (or the defaults) and the
+    options; ValueError for a bad file or out-of-range values."""
+    from hand_mesh_ros.pipeline.config import EstimatorConfig, TrackerConfig
+    from hand_mesh_ros.ros.config import NodeConfig
+    from hand_mesh_ros.ros.params_file import load_params_file
 
-    config = EstimatorConfig(
-        device=args.device, max_hands=args.max_hands, mirrored_input=args.mirrored
-    )
+    config, tracking = EstimatorConfig(), TrackerConfig()
+    if args.params_file is not None:
+        config, tracking, _ = load_params_file(
+            args.params_file, EstimatorConfig, TrackerConfig, NodeConfig
+        )
+    given = {"device": args.device, "max_hands": args.max_hands, "mirrored_input": args.mirrored}
+    config = replace(config, **{k: v for k, v in given.items() if v is not None})
     if args.iterations is not None:
         config = replace(
             config,
             refine_iterations=args.iterations,
             warm_iterations=min(args.iterations, config.warm_iterations),
         )
-    return config
+    return config, tracking
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "estimate":
             try:
                 args.camera = camera_from_args(args)
-                args.config = config_from_args(args)
+                args.config, args.tracking = config_from_args(args)
             except ValueError as exc:
                 args.command_parser.error(str(exc))
     except SystemExit as exc:  # argparse's usage errors and --help
@@ -231,14 +266,15 @@ def video_frames(path: Path, stem: str) -> Iterator[Frame]:
     try:
         if not capture.isOpened():
             raise ImageError(f"{path}: not a readable video (OpenCV could not open it)")
-        index = 0
+        index, fps = 0, capture.get(cv2.CAP_PROP_FPS)
         while True:
             ok, bgr = capture.read()
             if not ok:
                 break
             check_size(bgr.shape[1], bgr.shape[0], what=f"{path} frame {index}")
             rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            yield Frame(f"{stem}_{index:0{FRAME_DIGITS}d}", str(path), rgb, index)
+            time_s = index / fps if fps > 0 else None
+            yield Frame(f"{stem}_{index:0{FRAME_DIGITS}d}", str(path), rgb, index, time_s)
             index += 1
         if index == 0:
             raise ImageError(f"{path}: no frames could be read from the video")
@@ -254,8 +290,10 @@ class Engine:
     """The estimator, built on first use (bad inputs are reported even if it cannot load),
     and the trackers: one per video, one for the image sequence when images are tracked."""
 
-    def __init__(self, config, camera: CameraIntrinsics | None, track: bool | None) -> None:
-        self.config, self.camera, self.track = config, camera, track
+    def __init__(
+        self, config, tracking, camera: CameraIntrinsics | None, track: bool | None
+    ) -> None:
+        self.config, self.tracking, self.camera, self.track = config, tracking, camera, track
         self.estimator = None
         self.image_tracker = None
 
@@ -272,7 +310,7 @@ class Engine:
     def _new_tracker(self):
         from hand_mesh_ros.pipeline.tracker import HandTracker
 
-        return HandTracker(self._estimator())
+        return HandTracker(self._estimator(), self.tracking)
 
     def tracker_for(self, path: Path):
         """The tracker for an input: a fresh one per video (unless --no-track), the shared
@@ -285,9 +323,10 @@ class Engine:
             return self.image_tracker
         return None
 
-    def estimate(self, image: np.ndarray, tracker):
+    def estimate(self, frame: Frame, tracker):
         if tracker is not None:
-            return tracker.update(image, camera=self.camera)
+            return tracker.update(frame.image, camera=self.camera, stamp=frame.time_s)
+        image = frame.image
         return self._estimator().estimate(image, camera=self.camera)
 
     def close(self) -> None:
@@ -311,7 +350,7 @@ def process_input(path: Path, stem: str, engine: Engine, out: Path, report: Repo
                 report.info(f"  frame {frame.index}")
             extra = None if frame.index is None else {"frame": frame.index}
             try:
-                result = engine.estimate(frame.image, tracker)
+                result = engine.estimate(frame, tracker)
                 write_frame(out, frame.stem, frame.image, result, frame.name, extra=extra)
             except EstimatorLoadError:
                 raise
@@ -365,7 +404,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     except OSError as exc:
         report.error(str(args.out), f"cannot create the output folder ({exc.strerror or exc})")
         return EXIT_FAILED
-    engine = Engine(args.config, args.camera, args.track)
+    engine = Engine(args.config, args.tracking, args.camera, args.track)
     used: set[str] = set()
     try:
         for i, path in enumerate(files, start=1):

@@ -28,7 +28,7 @@ from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.metrics import pa_mpjpe
 from hand_mesh_ros.outputs import write_frame
 from hand_mesh_ros.pipeline import CameraIntrinsics, EstimatorConfig, HandMeshEstimator, HandTracker
-from hand_mesh_ros.synthetic.clip import render_clip
+from hand_mesh_ros.synthetic.clip import FRAME_PERIOD_S, render_clip
 
 SHEET_TILES = 4  # frames shown in the contact sheet
 
@@ -70,15 +70,14 @@ def run(out_dir: Path, frames: int, seed: int) -> dict:
     torch.set_num_threads(2)
     model = load_hand_model("right")
     clip = render_clip(model, PosePrior.from_model(model), frames, seed=seed)
-    k = clip.K
-    camera = CameraIntrinsics(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
+    camera = CameraIntrinsics.from_matrix(clip.K)
     out_dir.mkdir(parents=True, exist_ok=True)
     estimator = HandMeshEstimator(EstimatorConfig(device="cpu"))
     tracker = HandTracker(estimator)
     rows, tiles = [], []
     try:
         for index, frame in enumerate(clip.frames):
-            result = tracker.update(frame.image, camera)
+            result = tracker.update(frame.image, camera, stamp=index * FRAME_PERIOD_S)
             files = write_frame(
                 out_dir, f"frame_{index:03d}", frame.image, result, f"frame_{index:03d}"
             )

@@ -119,6 +119,40 @@ def read_image(
     return _convert(image, order, what=str(path), max_pixels=max_pixels, min_side=min_side)
 
 
+def decode_image(
+    data: bytes,
+    *,
+    what: str,
+    channel_order: str = "bgr",
+    max_pixels: int = MAX_PIXELS,
+    min_side: int = MIN_SIDE,
+) -> np.ndarray:
+    """PNG or JPEG bytes (e.g. a sensor_msgs/CompressedImage) -> (H, W, 3) uint8 RGB.
+
+    channel_order: the order of the colour image that was encoded, "bgr" (OpenCV's and
+    image_transport's) or "rgb". The size is checked from the header before decoding; other
+    formats, empty or corrupt data raise ``ImageError`` naming ``what``."""
+    if channel_order not in ("bgr", "rgb"):
+        raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+    head = bytes(data[:HEADER_BYTES])
+    if not head:
+        raise ImageError(f"{what}: empty compressed image (0 bytes)")
+    if not head.startswith((_PNG_MAGIC, _JPEG_MAGIC)):
+        raise ImageError(f"{what}: not PNG or JPEG data (starts with {head[:4]!r})")
+    size = _header_size(head)
+    if size is not None:
+        check_size(size[0], size[1], what=what, max_pixels=max_pixels, min_side=min_side)
+    flags = cv2.IMREAD_COLOR if head.startswith(_JPEG_MAGIC) else cv2.IMREAD_UNCHANGED
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except cv2.error as exc:
+        raise ImageError(f"{what}: OpenCV could not decode it ({exc})") from exc
+    if image is None:
+        raise ImageError(f"{what}: corrupt image data (OpenCV could not decode it)")
+    order = channel_order if image.ndim == 3 and image.shape[2] in (3, 4) else "mono"
+    return _convert(image, order, what=what, max_pixels=max_pixels, min_side=min_side)
+
+
 def to_rgb8(
     array: np.ndarray, encoding: str, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
 ) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from hand_mesh_ros.pipeline.types import FrameResult, HandEstimate
-from hand_mesh_ros.visualize import SIDE_COLOURS, draw_keypoints, overlay_mesh
+from hand_mesh_ros.visualize import SIDE_COLORS, draw_keypoints, overlay_mesh
 
 OVERLAY_ALPHA = 0.6  # weight of the shaded mesh over the image in overlays
 KEYPOINT_RADIUS_FRACTION = 1 / 160  # keypoint dot radius as a fraction of the longer side
@@ -73,7 +73,7 @@ def _numbers(array, shape: tuple[int, ...]) -> list:
 
 def hand_to_json(hand: HandEstimate, mesh_name: str) -> dict:
     """One hand as a JSON-ready dict (see the module docstring)."""
-    if hand.side not in SIDE_COLOURS:
+    if hand.side not in SIDE_COLORS:
         raise ValueError(f"hand side must be 'left' or 'right', got {hand.side!r}")
     return {
         "side": hand.side,
@@ -185,7 +185,7 @@ def render_overlay(image_rgb: np.ndarray, result: FrameResult) -> np.ndarray:
         vertices = torch.as_tensor(np.asarray(hand.vertices), dtype=torch.float64)
         faces = torch.as_tensor(np.asarray(hand.faces), dtype=torch.long)
         out = overlay_mesh(
-            out, vertices, faces, K, colour=SIDE_COLOURS[hand.side], alpha=OVERLAY_ALPHA
+            out, vertices, faces, K, color=SIDE_COLORS[hand.side], alpha=OVERLAY_ALPHA
         )
     radius = max(MIN_KEYPOINT_RADIUS, round(max(image.shape[:2]) * KEYPOINT_RADIUS_FRACTION))
     for hand in far_to_near:

@@ -32,6 +32,8 @@ def _core_modules() -> list[str]:
         parts = list(rel.parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
+        if parts[-1] == "__main__":  # a script: runs on import (its imports are checked above)
+            continue
         names.append(".".join(parts))
     return names
 

@@ -20,13 +20,13 @@ from hand_mesh_ros.datasets import (
 )
 from hand_mesh_ros.datasets.files import project_points
 from hand_mesh_ros.metrics import mask_iou
-from hand_mesh_ros.render.hard import rasterize
+from hand_mesh_ros.render import rasterize
 
 H, W = 300, 400
 
 
 def gradient_sample(side: str, rng: np.random.Generator, *, with_mask: bool = True):
-    """A hand-like point set in front of a camera over an image whose colour encodes (u, v)."""
+    """A hand-like point set in front of a camera over an image whose color encodes (u, v)."""
     v, u = np.mgrid[0:H, 0:W]
     image = np.stack((u * 0.6, v * 0.8, np.full_like(u, 50)), axis=-1).round().astype(np.uint8)
     K = np.array([[420.0, 2.0, 190.0], [0.0, 410.0, 160.0], [0.0, 0.0, 1.0]])  # with skew
@@ -75,7 +75,7 @@ def test_crop_pixels_come_from_the_mapped_image_positions(side):
     assert inside.sum() > 50
     expected = np.stack((source[:, 0] * 0.6, source[:, 1] * 0.8, np.full(len(source), 50.0)), 1)
     actual = crop.image[:, ys.ravel(), xs.ravel()].T * 255.0
-    assert_close(actual[inside], expected[inside], atol=1.0, what="warped colour")
+    assert_close(actual[inside], expected[inside], atol=1.0, what="warped color")
     # the mask's corners land where A puts them
     corner = crop.crop_from_image @ [150.0, 120.0, 1.0]
     inner = np.round(corner[:2] + np.where(crop.flipped, [-2, 2], [2, 2])).astype(int)

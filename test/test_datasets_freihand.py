@@ -86,7 +86,7 @@ def test_evaluation_split_and_errors(tmp_path, freihand):
     with pytest.raises(IndexError):
         dataset[N]
     with pytest.raises(ValueError, match="versions"):
-        FreiHANDConfig(versions=("colour",))
+        FreiHANDConfig(versions=("color",))
     (tmp_path / "evaluation_K.json").write_text(json.dumps([np.eye(3).tolist()] * (N - 1)))
     with pytest.raises(ValueError, match=r"\(N, 3, 3\)"):
         FreiHANDDataset(tmp_path, "evaluation")

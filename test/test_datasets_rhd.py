@@ -1,4 +1,4 @@
-"""RHD reader: original-format files written here (pickle, colour PNG, label mask PNG), and a
+"""RHD reader: original-format files written here (pickle, color PNG, label mask PNG), and a
 conventions check on the real RHD samples in shared/data/hands."""
 
 from __future__ import annotations

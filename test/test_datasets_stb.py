@@ -14,7 +14,7 @@ from hand_mesh_ros.datasets.files import project_points
 
 FRAMES = 3
 SEQUENCES = ("B1Counting", "B1Random")
-RVEC = (0.00531, -0.01196, 0.00301)  # STB readme: depth <-> colour extrinsics
+RVEC = (0.00531, -0.01196, 0.00301)  # STB readme: depth <-> color extrinsics
 TVEC_MM = np.array([-24.0381, -0.4563, -1.2326])
 BASELINE_MM = 120.054
 K_SK = np.array([[607.92271, 0, 314.78337], [0, 607.88192, 236.42484], [0, 0, 1]])
@@ -56,7 +56,7 @@ def expected_core(stb_points_m: np.ndarray) -> np.ndarray:
     return core
 
 
-def test_sk_colour_camera_order_units_and_projection(stb):
+def test_sk_color_camera_order_units_and_projection(stb):
     root, labels = stb
     dataset = STBDataset(root, "evaluation")
     assert len(dataset) == len(SEQUENCES) * FRAMES
@@ -64,12 +64,12 @@ def test_sk_colour_camera_order_units_and_projection(stb):
     assert sample.source == "stb/B1Random/SK_color_1" and sample.side == "left"
     depth_mm = labels[("B1Random", "SK")][:, :, 1].T  # (21, 3)
     R = Rotation.from_rotvec(RVEC).as_matrix()
-    colour_mm = np.linalg.solve(R, (depth_mm - TVEC_MM).T).T  # README: R \ (depth - T)
-    expected = expected_core(colour_mm / 1000.0)
+    color_mm = np.linalg.solve(R, (depth_mm - TVEC_MM).T).T  # README: R \ (depth - T)
+    expected = expected_core(color_mm / 1000.0)
     assert_close(sample.keypoints_3d, expected, atol=1e-12, what="keypoints_3d (m)")
-    assert_close(sample.keypoints_3d[4], colour_mm[STB_THUMB_TIP] / 1000, atol=1e-12)
-    assert_close(sample.keypoints_3d[17], colour_mm[STB_LITTLE_MCP] / 1000, atol=1e-12)
-    assert_close(sample.keypoints_3d[6], colour_mm[STB_INDEX_PIP] / 1000, atol=1e-12)
+    assert_close(sample.keypoints_3d[4], color_mm[STB_THUMB_TIP] / 1000, atol=1e-12)
+    assert_close(sample.keypoints_3d[17], color_mm[STB_LITTLE_MCP] / 1000, atol=1e-12)
+    assert_close(sample.keypoints_3d[6], color_mm[STB_INDEX_PIP] / 1000, atol=1e-12)
     assert_close(sample.K, K_SK, atol=0)
     assert_close(project_points(sample.keypoints_3d, sample.K), sample.keypoints_2d, atol=1e-9)
     np.testing.assert_array_equal(sample.visibility, np.ones(21))

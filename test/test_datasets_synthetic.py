@@ -76,7 +76,7 @@ def test_annotations_agree_with_camera_model_and_mask(generator, samples):
         assert 30 < sample.mask.sum() < 0.6 * SIZE[0] * SIZE[1]
 
 
-def test_hand_pixels_are_skin_coloured(samples):
+def test_hand_pixels_are_skin_colored(samples):
     for sample in samples:
         mean = sample.image[sample.mask].astype(float).mean(axis=0)
         assert mean[0] > mean[1] > mean[2] - 3, f"{sample.source}: mean hand RGB {mean}"
@@ -96,9 +96,9 @@ def test_left_hands_are_mirrored_right_hands():
 
 
 def test_background_folder_crops(tmp_path):
-    colours = ((200, 30, 30), (20, 180, 40))
-    for number, colour in enumerate(colours):
-        image = np.zeros((150, 300, 3), np.uint8) + np.array(colour[::-1], np.uint8)  # BGR
+    colors = ((200, 30, 30), (20, 180, 40))
+    for number, color in enumerate(colors):
+        image = np.zeros((150, 300, 3), np.uint8) + np.array(color[::-1], np.uint8)  # BGR
         cv2.imwrite(str(tmp_path / f"bg{number}.png"), image)
     config = SyntheticConfig(
         image_size=SIZE,
@@ -110,7 +110,7 @@ def test_background_folder_crops(tmp_path):
     for sample in iter_synthetic(config, 3, 6):
         background = sample.image[~sample.mask]
         assert (background == background[0]).all()
-        assert tuple(background[0]) in colours
+        assert tuple(background[0]) in colors
         seen.add(tuple(background[0]))
     assert len(seen) == 2
     (tmp_path / "empty").mkdir()

@@ -22,6 +22,7 @@ from hand_mesh_ros.detect.dhpe_evidence import (
 from hand_mesh_ros.detect.types import Detection2D
 from hand_mesh_ros.fitting.roi import HandRoi, hand_roi
 from hand_mesh_ros.nets.cpm import CPMConfig
+from hand_mesh_ros.nets.heatmaps import heatmap_argmax
 
 SMALL_CPM = CPMConfig(num_stages=2, channels=16, kernel_size=3, convs_per_stage=1,
                       stage1_channels=32)
@@ -98,7 +99,7 @@ def test_crop_matches_grid_sample_resampling_with_zero_padding():
     crop = crop_hand(image, roi, 0).astype(np.float64)
     channels = torch.tensor(image, dtype=torch.float64).permute(2, 0, 1)
     per_channel = HandRoi(roi.centre.expand(3, 2), roi.side.expand(3), roi.size)
-    expected = per_channel.crop_mask(channels).permute(1, 2, 0)  # a "mask" per colour
+    expected = per_channel.crop_mask(channels).permute(1, 2, 0)  # a "mask" per color
     # cv2 rounds sample positions to 1/32 px (INTER_BITS = 5) and outputs uint8: ~3 levels at
     # the steep image-to-padding edge, < 0.2 on average. A 0.1 px shift gives 21 / 0.64.
     assert_close(crop, expected, atol=3.5, what="cv2 crop vs grid_sample crop (0-255)")
@@ -114,7 +115,7 @@ def test_save_load_round_trip_gives_identical_heatmaps(tmp_path, small_net):
     save_evidence_weights(small_net, path)
     loaded = load_evidence_net(path)
     assert loaded.config == SMALL and not loaded.training
-    image = torch.randn(2, 3, CROP, CROP)
+    image = torch.rand(2, 3, CROP, CROP)  # RGB in [0, 1]
     with torch.inference_mode():
         expected, actual = small_net(image).stages, loaded(image).stages
     assert len(actual) == SMALL_CPM.num_stages
@@ -134,7 +135,8 @@ def test_bad_weights_files_raise_clear_errors(tmp_path, small_net):
             "state_dict": small_net.state_dict()}
     cases = {
         "format": {**good, "format": "hand_mesh_ros.keypoint_regressor/1"},
-        "expected a dict": {"config": SMALL.to_dict(), "state_dict": {}},
+        "expected format": {"config": SMALL.to_dict(), "state_dict": {}},
+        "expected a dict with keys": {**good, "extra": 1},
         "invalid config": {**good, "config": {**SMALL.to_dict(), "backbone": "vgg16"}},
         "do not match": {**good, "config": {**SMALL.to_dict(), "backbone": "resnet50"}},
     }
@@ -152,12 +154,12 @@ def test_weights_from_a_dhpe_load_and_give_its_heatmaps():
     config = DHPEConfig(backbone="resnet18", cpm=SMALL_CPM, silhouette_size=None)
     dhpe = DHPE(config, load_hand_model("right"), torch.zeros(45)).eval()
     net = evidence_net_from_dhpe(dhpe)
-    image = torch.randn(1, 3, CROP, CROP)
+    image = torch.rand(1, 3, CROP, CROP)  # RGB in [0, 1]
     with torch.inference_mode():
         expected = dhpe(image)
         actual = net(image).final
     assert_close(actual, expected.heatmaps[-1], atol=1e-5, what="evidence vs DHPE heat maps")
-    assert_close(net.keypoints(image)[0], expected.joints2d, atol=1e-3, what="joints2d")
+    assert_close(net.keypoints(image)[0], expected.keypoints_2d, atol=1e-3, what="keypoints_2d")
 
 
 # -- end to end ------------------------------------------------------------------------------
@@ -181,9 +183,11 @@ def test_refine_detections_returns_the_nets_argmax_in_image_pixels(tmp_path, sma
         crops.append(cv2.warpAffine(image, matrix, (CROP, CROP), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)))
     batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
-    batch = (batch - IMAGENET_MEAN) / IMAGENET_STD
+    normalised = (batch - IMAGENET_MEAN) / IMAGENET_STD  # what the net does inside
     with torch.inference_mode():
         kp_crop, peaks = small_net.keypoints(batch)
+        maps = small_net.cpm(small_net.backbone(normalised)).final
+    assert_close(heatmap_argmax(maps, crop_size=CROP)[0], kp_crop, atol=0.0, what="normalised")
 
     assert len(out) == 2
     for i, (det, new) in enumerate(zip(detections, out, strict=True)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 from helpers import SHARED_DATA, assert_close
 
 from hand_mesh_ros import evaluation as ev
+from hand_mesh_ros.datasets.annotations import Annotation, group_by_image, load_annotations
 from hand_mesh_ros.rotations import axis_angle_to_matrix
 
 HANDS = SHARED_DATA / "hands" / "annotations.jsonl"
@@ -22,8 +24,8 @@ def make_annotation(x: float, *, box: float = 100.0, side=None, kp3d=None, visib
     """A hand whose 21 keypoints all sit at (x, 50); box size ``box`` pixels."""
     kp = np.tile([x, 50.0], (21, 1))
     vis = np.ones(21, bool) if visible is None else np.asarray(visible, bool)
-    return ev.Annotation(
-        name=f"hand{x}", image=ev.Path("img.png"), dataset="set", side=side, keypoints_2d=kp,
+    return Annotation(
+        name=f"hand{x}", image=Path("img.png"), dataset="set", side=side, keypoints_2d=kp,
         visible=vis, keypoints_3d_mm=kp3d, K=None, bbox=(0.0, 0.0, box, box / 2),
     )
 
@@ -44,9 +46,9 @@ def test_load_annotations_groups_hands_by_image(tmp_path):
              record("b.png", name="h3", K=[[500, 0, 10], [0, 510, 20], [0, 0, 1]])]
     path = tmp_path / "ann.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in lines[:2]) + "\n\n" + json.dumps(lines[2]))
-    anns = ev.load_annotations(path)
+    anns = load_annotations(path)
     assert [a.name for a in anns] == ["h1", "h2", "h3"]
-    groups = ev.group_by_image(anns)
+    groups = group_by_image(anns)
     assert list(groups) == [tmp_path / "a.png", tmp_path / "b.png"]
     assert [a.name for a in groups[tmp_path / "a.png"]] == ["h1", "h2"]
     assert anns[0].visible.sum() == 10 and not anns[0].visible[0] and anns[0].visible[1]
@@ -61,10 +63,10 @@ def test_load_annotations_names_the_bad_line(tmp_path):
     path = tmp_path / "ann.jsonl"
     path.write_text(json.dumps(record("a.png")) + "\n" + json.dumps(record("b", side="up")))
     with pytest.raises(ValueError, match=r"ann.jsonl:2: .*side"):
-        ev.load_annotations(path)
+        load_annotations(path)
     path.write_text(json.dumps(record("a.png", kp2d=[[0, 0, 1]] * 20)))
     with pytest.raises(ValueError, match=r":1: .*kp2d"):
-        ev.load_annotations(path)
+        load_annotations(path)
 
 
 def test_keypoint_errors_use_visible_keypoints_only():
@@ -206,3 +208,13 @@ def test_bad_input_returns_2(tmp_path, capsys):
     ev.add_arguments(parser)
     assert ev.run(parser.parse_args([str(tmp_path / "missing.jsonl")])) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_same_command(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.jsonl"
+    done = subprocess.run([sys.executable, "-m", "hand_mesh_ros.evaluation", str(missing)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "missing.jsonl" in done.stderr

@@ -19,7 +19,7 @@ from hand_mesh_ros.imageio import (
 )
 
 
-def _colour_image(height: int = 48, width: int = 64) -> np.ndarray:
+def _color_image(height: int = 48, width: int = 64) -> np.ndarray:
     """(H, W, 3) uint8 with distinct channels and a gradient, so order mix-ups show."""
     rows, cols = np.mgrid[0:height, 0:width]
     return np.stack(
@@ -38,14 +38,14 @@ def _assert_rgb8(image: np.ndarray, height: int, width: int) -> None:
 
 
 def test_colour_png_is_returned_as_rgb(tmp_path):
-    rgb = _colour_image()
+    rgb = _color_image()
     out = read_image(_write(tmp_path / "c.png", rgb[:, :, ::-1]))  # cv2 writes BGR
     _assert_rgb8(out, 48, 64)
     np.testing.assert_array_equal(out, rgb)
 
 
 def test_grey_png_is_replicated(tmp_path):
-    grey = _colour_image()[:, :, 0]
+    grey = _color_image()[:, :, 0]
     out = read_image(_write(tmp_path / "g.png", grey))
     _assert_rgb8(out, 48, 64)
     for channel in range(3):
@@ -53,14 +53,14 @@ def test_grey_png_is_replicated(tmp_path):
 
 
 def test_rgba_png_drops_alpha(tmp_path):
-    rgb = _colour_image()
+    rgb = _color_image()
     alpha = np.zeros((48, 64, 1), np.uint8)  # fully transparent: colours are still kept
     out = read_image(_write(tmp_path / "a.png", np.concatenate([rgb[:, :, ::-1], alpha], 2)))
     np.testing.assert_array_equal(out, rgb)
 
 
 def test_16bit_colour_png_is_shifted_by_8_bits(tmp_path):
-    rgb16 = _colour_image().astype(np.uint16) * 257 + 3  # full-scale 16-bit photo
+    rgb16 = _color_image().astype(np.uint16) * 257 + 3  # full-scale 16-bit photo
     out = read_image(_write(tmp_path / "c16.png", rgb16[:, :, ::-1]))
     np.testing.assert_array_equal(out, (rgb16 >> 8).astype(np.uint8))
 
@@ -74,16 +74,16 @@ def test_16bit_depth_png_is_stretched_to_its_maximum(tmp_path):
 
 
 def test_float_tiff_in_unit_range_is_scaled_by_255(tmp_path):
-    rgb = _colour_image().astype(np.float32) / 255.0
+    rgb = _color_image().astype(np.float32) / 255.0
     # Uncompressed: OpenCV's default for 3-channel float TIFF (SGILOG) is lossy.
     params = (cv2.IMWRITE_TIFF_COMPRESSION, 1)
     out = read_image(_write(tmp_path / "f.tiff", rgb[:, :, ::-1].copy(), params))
-    np.testing.assert_array_equal(out, _colour_image())
+    np.testing.assert_array_equal(out, _color_image())
 
 
 def test_jpeg_exif_orientation_is_applied(tmp_path):
     """A phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise)."""
-    stored = _colour_image(48, 64)
+    stored = _color_image(48, 64)
     ok, jpeg = cv2.imencode(".jpg", stored[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
     assert ok
     ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 0)
@@ -137,7 +137,7 @@ def test_too_large_image(tmp_path):
 def test_huge_header_is_refused_before_decoding(tmp_path, ext):
     """A file whose header claims 60000 x 50000 pixels (3 GP) is refused as too large,
     from the header alone (decoding would fail or need gigabytes)."""
-    ok, encoded = cv2.imencode(ext, _colour_image())
+    ok, encoded = cv2.imencode(ext, _color_image())
     data = bytearray(encoded.tobytes())
     if ext == ".png":
         data[16:24] = struct.pack(">II", 60000, 50000)
@@ -162,7 +162,7 @@ def test_real_shared_image_matches_cv2():
 
 
 def test_to_rgb8_colour_orders():
-    rgb = _colour_image()
+    rgb = _color_image()
     alpha = np.full((48, 64, 1), 9, np.uint8)
     np.testing.assert_array_equal(to_rgb8(rgb, "rgb8"), rgb)
     np.testing.assert_array_equal(to_rgb8(rgb[:, :, ::-1], "bgr8"), rgb)
@@ -175,7 +175,7 @@ def test_to_rgb8_colour_orders():
 
 
 def test_to_rgb8_mono_and_16bit():
-    grey = _colour_image()[:, :, 0]
+    grey = _color_image()[:, :, 0]
     np.testing.assert_array_equal(to_rgb8(grey, "mono8"), np.repeat(grey[:, :, None], 3, 2))
     np.testing.assert_array_equal(to_rgb8(grey[:, :, None], "8UC1")[:, :, 2], grey)
     depth = np.zeros((48, 64), np.uint16)
@@ -185,8 +185,8 @@ def test_to_rgb8_mono_and_16bit():
         out = to_rgb8(depth, encoding)
         assert out[30, 40].tolist() == [255, 255, 255] and out[15, 15, 0] == 128
         assert out[0, 0, 0] == 0
-    rgb16 = _colour_image().astype(np.uint16) << 8
-    np.testing.assert_array_equal(to_rgb8(rgb16[:, :, ::-1], "bgr16"), _colour_image())
+    rgb16 = _color_image().astype(np.uint16) << 8
+    np.testing.assert_array_equal(to_rgb8(rgb16[:, :, ::-1], "bgr16"), _color_image())
 
 
 def test_to_rgb8_float_depth_with_invalid_values():

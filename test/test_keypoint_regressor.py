@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
-import sys
 
 import pytest
 import torch
@@ -23,14 +23,12 @@ from hand_mesh_ros.nets.keypoint_regressor import (
     load_keypoint_regressor,
     save_keypoint_regressor,
 )
+from hand_mesh_ros.training import regressor_trainer as trainer
 from hand_mesh_ros.training.keypoint_data import (
     KeypointDataConfig,
     fit_crop_anchor,
     sample_keypoint_batch,
 )
-
-sys.path.insert(0, str(REPO_ROOT / "tools"))
-import train_keypoint_regressor as trainer  # noqa: E402
 
 TEST_SEED = 20240  # held-out batch, disjoint from the training stream (seed 0)
 TEST_BATCH = 512
@@ -101,20 +99,20 @@ def test_synthetic_batch_is_consistent():
     batch = _batch(256, seed=3)
     regressor = build_keypoint_regressor(KeypointRegressorConfig(), _model_and_prior()[0])
     projection = regressor.projection(batch.theta)
-    assert_close(projection.keypoints3d, batch.keypoints3d, atol=1e-5, what="theta -> 3D")
+    assert_close(projection.keypoints_3d, batch.keypoints_3d, atol=1e-5, what="theta -> 3D")
     # the crop camera explains the clean crop keypoints up to the perspective of the real crop
-    residual = (projection.keypoints2d - batch.clean2d).norm(dim=-1)
+    residual = (projection.keypoints_2d - batch.clean_keypoints_2d).norm(dim=-1)
     assert float(residual.mean()) < 2.5
     # the input is the pipeline's crop: 1.5 x the noisy keypoint box, centred
-    roi = hand_roi(batch.joints2d, 224)
+    roi = hand_roi(batch.keypoints_2d, 224)
     assert_close(roi.side, torch.full((256,), 224.0), atol=1e-2, what="roi side")
     assert_close(roi.centre, torch.full((256, 2), 111.5), atol=1e-2, what="roi centre")
     # noise: 1.5-3 % of the box (box ~ 149 px in the crop) plus rare fingertip outliers
-    noise = (batch.joints2d - batch.clean2d).norm(dim=-1).median()
+    noise = (batch.keypoints_2d - batch.clean_keypoints_2d).norm(dim=-1).median()
     assert 2.0 < float(noise) < 8.0
     assert ((batch.confidence > 0) & (batch.confidence <= 1)).all()
     clean = _batch(64, seed=3, noise_scale=0.0)
-    assert_close(clean.joints2d, clean.clean2d, atol=1e-4, what="zero-noise input")
+    assert_close(clean.keypoints_2d, clean.clean_keypoints_2d, atol=1e-4, what="zero-noise input")
 
 
 def test_shipped_weights_shapes_and_config():
@@ -123,12 +121,12 @@ def test_shipped_weights_shapes_and_config():
     assert (REPO_ROOT / "hand_mesh_ros/assets/keypoint_regressor.pt").stat().st_size < 2e6
     batch = _batch(5, seed=4)
     with torch.inference_mode():
-        theta = regressor(batch.joints2d, batch.confidence)
-        steps = regressor.iterate(batch.joints2d)
+        theta = regressor(batch.keypoints_2d, batch.confidence)
+        steps = regressor.iterate(batch.keypoints_2d)
     assert theta.shape == (5, THETA_DIM) and theta.dtype == torch.float32
-    assert len(steps) == 3 and steps[-1].refined_joints2d.shape == (5, 21, 2)
+    assert len(steps) == 3 and steps[-1].refined_keypoints_2d.shape == (5, 21, 2)
     assert torch.isfinite(theta).all()
-    with pytest.raises(ValueError, match="joints2d"):
+    with pytest.raises(ValueError, match="keypoints_2d"):
         regressor(torch.zeros(5, 20, 2))
 
 
@@ -171,7 +169,8 @@ def test_save_load_round_trip(tmp_path):
     loaded = load_keypoint_regressor(path)
     batch = _batch(4, seed=5)
     with torch.no_grad():
-        assert_close(loaded(batch.joints2d), regressor(batch.joints2d), atol=1e-6, what="theta")
+        theta, expected = loaded(batch.keypoints_2d), regressor(batch.keypoints_2d)
+    assert_close(theta, expected, atol=1e-6, what="theta")
 
 
 def test_short_training_reduces_the_loss():
@@ -187,3 +186,18 @@ def test_short_training_reduces_the_loss():
         after = float(trainer.keypoint_losses(trained, batch, trainer.LossWeights())["total"])
     assert math.isfinite(after) and after < 0.6 * before, (before, after)
     assert [s for s, _ in history["loss"]] == [50, 60]
+
+
+def test_cli_train_regressor_writes_weights_curve_and_log(tmp_path, capsys):
+    from hand_mesh_ros.cli import main
+
+    weights = tmp_path / "regressor.pt"
+    args = ["train-regressor", "--steps", "2", "--batch", "4", "--out", str(weights)]
+    assert main([*args, "--curve-dir", str(tmp_path / "curve")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    log = json.loads((tmp_path / "curve" / "training_log.json").read_text())
+    assert [s for s, _ in log["loss"]] == [2] and math.isfinite(log["loss"][-1][1])
+    assert log["args"]["steps"] == "2" and (tmp_path / "curve" / "training_curve.png").is_file()
+    assert load_keypoint_regressor(weights).config == KeypointRegressorConfig()
+    assert main(["train-regressor", "--evaluate", str(tmp_path / "missing.pt")]) == 1
+    assert "not found" in capsys.readouterr().err

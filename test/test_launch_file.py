@@ -20,7 +20,7 @@ import pytest
 import yaml
 from helpers import REPO_ROOT
 
-from hand_mesh_ros.pipeline.estimator import DEVICES
+from hand_mesh_ros.devices import DEVICES
 from hand_mesh_ros.ros.config import (
     CAMERA_INFO_TOPIC,
     DEFAULT_CAMERA_INFO_TOPIC,
@@ -32,7 +32,6 @@ from hand_mesh_ros.ros.config import (
 LAUNCH_FILE = REPO_ROOT / "launch" / "estimator.launch.py"
 RVIZ_FILE = REPO_ROOT / "rviz" / "hand_mesh.rviz"
 PARAMS_FILE = REPO_ROOT / "config" / "estimator.yaml"
-NODE_SOURCE = REPO_ROOT / "hand_mesh_ros" / "ros" / "node.py"
 ARGUMENTS = ("params_file", "image_topic", "camera_info_topic", "device", "rviz", "namespace")
 
 
@@ -255,8 +254,18 @@ def test_rviz_config_shows_the_image_and_the_mesh():
     assert image["Topic"]["Reliability Policy"] == "Best Effort"  # cameras publish best effort
     overlay = by_topic["/hand/overlay"]
     assert overlay["Class"] == "rviz_default_plugins/Image" and overlay["Enabled"] is False
-    for topic in ("/hand/mesh", "/hand/overlay"):  # topics the node really publishes
-        assert f'"{topic[1:]}"' in NODE_SOURCE.read_text(), f"node.py does not publish {topic}"
+    from hand_mesh_ros.ros.topics import OUTPUTS  # the table the node's publishers come from
+
+    published = {f"/{output.topic}": output for output in OUTPUTS.values()}
+    for topic in set(by_topic) - {DEFAULT_IMAGE_TOPIC}:  # every display shows a node output
+        assert topic in published, f"RViz shows {topic}, which the node does not publish"
+        # of the type the display reads (standard rviz_default_plugins classes)
+        display_class = by_topic[topic]["Class"]
+        message = published[topic].message_type.__name__
+        assert display_class == f"rviz_default_plugins/{message}", (topic, display_class)
+    points = by_topic["/hand/points"]
+    assert points["Class"] == "rviz_default_plugins/PointCloud2" and points["Enabled"] is False
+    assert points["Channel Name"] == "hand"  # coloured by track id
 
 
 @pytest.mark.skipif(

@@ -178,7 +178,8 @@ def _perfect_case():
     mask = (torch.rand(2, 16, 16) > 0.5).float()
     params = torch.zeros(2, 63)
     it = _Iteration(params=params, vertices=template.expand(2, 4, 3) + 0.6,
-                    keypoints3d=kp3d, keypoints2d=kp2d, refined_joints2d=kp2d, silhouette=mask)
+                    keypoints_3d=kp3d, keypoints_2d=kp2d, refined_keypoints_2d=kp2d,
+                    silhouette=mask)
     heat = gaussian_heatmaps(kp2d)
     feature = torch.randn(2, 8)
     output = _Output((heat, heat), feature, (it, it))
@@ -195,7 +196,7 @@ def test_total_loss_zero_at_target_and_eq12_per_sample():
     it = output.iterations[-1]
     shift = torch.tensor([2.0, 12.0])[:, None, None] * torch.tensor([1.0, 0.0])
     bad_sil = 1.0 - it.silhouette
-    it2 = _Iteration(**{**it.__dict__, "keypoints2d": it.keypoints2d + shift,
+    it2 = _Iteration(**{**it.__dict__, "keypoints_2d": it.keypoints_2d + shift,
                         "silhouette": bad_sil})
     output2 = _Output(output.heatmaps, output.feature, (it, it2))
     terms = loss(output2, targets, masked_feature=feature)

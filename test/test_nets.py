@@ -22,7 +22,7 @@ from hand_mesh_ros.nets import (
     pixels_to_cells,
     soft_argmax,
 )
-from hand_mesh_ros.nets.mesh_estimator import encode_skeleton, normalise_joints2d
+from hand_mesh_ros.nets.mesh_estimator import encode_skeleton, normalise_keypoints_2d
 
 # torchvision's documented parameter counts (pytorch.org/vision, models table).
 TORCHVISION_PARAMS = {"resnet50": 25_557_032, "resnet18": 11_689_512}
@@ -176,12 +176,12 @@ def test_soft_argmax_accurate_and_differentiable():
 
 @dataclass(frozen=True)
 class _Skeleton:
-    keypoints3d: torch.Tensor
+    keypoints_3d: torch.Tensor
 
 
 class _LinearSkeleton:
     """A fixed differentiable stand-in for the projection operator: a hand-sized skeleton at
-    0.6 m whose points move linearly with theta (the estimator only needs keypoints3d)."""
+    0.6 m whose points move linearly with theta (the estimator only needs keypoints_3d)."""
 
     def __init__(self):
         gen = torch.Generator().manual_seed(1)
@@ -209,7 +209,7 @@ def test_mesh_estimator_dims_and_initial_params():
     assert len(steps) == 3
     for step in steps:  # zero offsets: every iteration stays at theta_0, joints unchanged
         assert_close(step.params, theta0)
-        assert_close(step.refined_joints2d, joints, atol=1e-4)
+        assert_close(step.refined_keypoints_2d, joints, atol=1e-4)
 
 
 def test_mesh_estimator_gradients_reach_all_weights():
@@ -217,8 +217,8 @@ def test_mesh_estimator_gradients_reach_all_weights():
     project_fn = _LinearSkeleton()
     steps = est(torch.randn(3, 8), torch.rand(3, 21, 2) * 224, project_fn)
     target = torch.rand(3, 21, 2) * 224
-    loss = sum(((s.refined_joints2d - target) ** 2).mean() for s in steps)
-    loss = loss + ((steps[-1].projection.keypoints3d - project_fn.base) ** 2).sum()
+    loss = sum(((s.refined_keypoints_2d - target) ** 2).mean() for s in steps)
+    loss = loss + ((steps[-1].projection.keypoints_3d - project_fn.base) ** 2).sum()
     loss.backward()
     for name, p in est.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
@@ -241,7 +241,7 @@ def test_mesh_estimator_overfits_tiny_batch(feature_dim, one_thread):
     project_fn = _LinearSkeleton()
     k = crop_intrinsics()
     theta_gt = torch.randn(4, 63) * 0.3
-    kp_gt = project_fn(theta_gt).keypoints3d
+    kp_gt = project_fn(theta_gt).keypoints_3d
     j2d_gt = project(kp_gt, k)
     feature = torch.randn(4, feature_dim) if feature_dim else None
     joints_in = j2d_gt + torch.randn(4, 21, 2) * 8.0  # noisy detector keypoints
@@ -250,9 +250,10 @@ def test_mesh_estimator_overfits_tiny_batch(feature_dim, one_thread):
 
     def loss_fn():
         steps = est(feature, joints_in, project_fn)
-        skel = sum(((encode_skeleton(s.projection.keypoints3d) - encode_skeleton(kp_gt)) ** 2)
+        skel = sum(((encode_skeleton(s.projection.keypoints_3d) - encode_skeleton(kp_gt)) ** 2)
                    .sum(1).mean() for s in steps)
-        ref = sum(((normalise_joints2d(s.refined_joints2d) - normalise_joints2d(j2d_gt)) ** 2)
+        target = normalise_keypoints_2d(j2d_gt)
+        ref = sum(((normalise_keypoints_2d(s.refined_keypoints_2d) - target) ** 2)
                   .sum(1).mean() for s in steps)
         return skel + ref
 
@@ -277,28 +278,34 @@ def test_dhpe_forward_shapes_and_backward_light_backbone():
     config = DHPEConfig(backbone="resnet18", cpm=SMALL_CPM, silhouette_size=24)
     net = DHPE(config, hand, mean_pose)
     assert net.mesh_estimator.regressor.in_features == 512 + 42 + 63  # feature_dim flows in
-    image = torch.randn(2, 3, 224, 224)
+    image = torch.rand(2, 3, 224, 224)  # RGB in [0, 1]
     out = net(image)
     v = hand.num_vertices
     assert len(out.heatmaps) == 3 and all(h.shape == (2, 21, 32, 32) for h in out.heatmaps)
-    assert out.joints2d.shape == (2, 21, 2) and out.feature.shape == (2, 512)
+    assert out.keypoints_2d.shape == (2, 21, 2) and out.feature.shape == (2, 512)
     assert len(out.iterations) == 3
     for it in out.iterations:
         assert it.params.shape == (2, 63) and it.vertices.shape == (2, v, 3)
-        assert it.keypoints3d.shape == (2, 21, 3) and it.keypoints2d.shape == (2, 21, 2)
-        assert it.refined_joints2d.shape == (2, 21, 2) and it.silhouette.shape == (2, 24, 24)
-        assert_close(it.keypoints2d, project(it.keypoints3d, crop_intrinsics()), atol=1e-3)
+        assert it.keypoints_3d.shape == (2, 21, 3) and it.keypoints_2d.shape == (2, 21, 2)
+        assert it.refined_keypoints_2d.shape == (2, 21, 2)
+        assert_close(it.keypoints_2d, project(it.keypoints_3d, crop_intrinsics()), atol=1e-3)
+    # only the final iteration's silhouette is rendered (the only one a loss uses)
+    assert [it.silhouette is None for it in out.iterations] == [True, True, False]
     final = out.final
+    assert final.silhouette.shape == (2, 24, 24)
     # Small initial offsets: the middle MCP stays near the crop centre, the hand is visible.
-    assert (final.keypoints2d[:, 9] - 111.5).abs().max() < 20.0
+    assert (final.keypoints_2d[:, 9] - 111.5).abs().max() < 20.0
     assert (final.silhouette.amax(dim=(1, 2)) > 0.9).all()
-    # The image-free entry point reproduces the mesh part from the same evidence.
-    again = net.estimate_mesh(out.feature, out.joints2d)
+    # The image-free entry point reproduces the mesh part from the same evidence, and
+    # renders every iteration's silhouette.
+    again = net.estimate_mesh(out.feature, out.keypoints_2d)
     assert_close(again[-1].vertices, final.vertices, atol=1e-6)
+    assert_close(again[-1].silhouette, final.silhouette, atol=1e-6)
+    assert all(it.silhouette.shape == (2, 24, 24) for it in again)
 
     mask = torch.zeros(2, 224, 224)
     mask[:, 60:170, 70:150] = 1.0
-    target3d = final.keypoints3d.detach() + torch.tensor([0.004, -0.003, 0.01])
+    target3d = final.keypoints_3d.detach() + torch.tensor([0.004, -0.003, 0.01])
     targets = DHPETargets(project(target3d, crop_intrinsics()), target3d, mask=mask)
     loss = DHPELoss.from_hand_model(LossConfig(), hand)
     terms = loss(out, targets, masked_feature=net.extract_feature(image * mask[:, None]))

@@ -15,6 +15,7 @@ from hand_mesh_ros.pipeline import (
     EstimatorConfig,
     HandMeshEstimator,
     HandTracker,
+    TrackerConfig,
 )
 
 HANDS = SHARED_DATA / "hands"
@@ -27,8 +28,7 @@ def annotations(dataset: str) -> list[dict]:
 
 
 def camera_of(row) -> CameraIntrinsics:
-    k = row["K"]
-    return CameraIntrinsics(k[0][0], k[1][1], k[0][2], k[1][2])
+    return CameraIntrinsics.from_matrix(row["K"])
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_tracker_keeps_identity_and_warm_starts(estimator):
     assert steps[2] < steps[0] and steps[2] < 0.01
     assert np.array_equal(frames[3].hands[0].shape, frames[0].hands[0].shape)
     blank = np.full_like(image, 127)
-    for _ in range(estimator.config.max_missed_frames + 1):
+    for _ in range(tracker.config.max_missed_frames + 1):
         assert tracker.update(blank, camera).hands == ()
     assert tracker.tracks == []
     assert [h.track_id for h in tracker.update(image, camera).hands] == [1]
@@ -167,7 +167,6 @@ def test_missing_evidence_weights_fail_clearly(tmp_path):
 
 def test_tracks_own_their_side_by_vote_and_match_across_flickering_labels():
     from hand_mesh_ros.detect import Detection2D
-    from hand_mesh_ros.hand_params import HandParams
     from hand_mesh_ros.pipeline.tracker import Track, match_tracks
 
     kp = np.stack([np.linspace(100, 180, 21), np.linspace(200, 120, 21)], axis=1)
@@ -182,7 +181,7 @@ def test_tracks_own_their_side_by_vote_and_match_across_flickering_labels():
             bbox=(100.0, 120.0, 80.0, 80.0),
         )
 
-    track = Track(0, "right", HandParams.zeros(1), kp)
+    track = Track(0, "right", kp)
     track.vote("right", 0.9)
     # a nearby detection labelled "left" (mediapipe flicker) still matches the right track
     assert match_tracks([track], [det("left", 3.0)]) == {0: 0}
@@ -192,3 +191,55 @@ def test_tracks_own_their_side_by_vote_and_match_across_flickering_labels():
     # 1.0 vs 0.9: a bare majority is not enough (hysteresis: each switch is a cold start)
     assert track.vote("left", 0.5) is False and track.side == "right"
     assert track.vote("left", 0.5) is True and track.side == "left"  # 1.5 > 1.5 x 0.9
+
+
+def _tracked_ids(tracker, image, camera, stamps, sizes=None):
+    """Track ids per frame for frames at ``stamps`` (s), optionally resized to ``sizes``."""
+    ids = []
+    for k, stamp in enumerate(stamps):
+        frame, cam = image, camera
+        if sizes is not None and sizes[k] is not None:
+            frame = np.ascontiguousarray(np.pad(image, ((0, sizes[k]), (0, 0), (0, 0))))
+        ids.append([h.track_id for h in tracker.update(frame, cam, stamp=stamp).hands])
+    return ids
+
+
+@pytest.mark.parametrize(
+    "stamps, expected",
+    [
+        ((0.0, 0.033, 0.066), [[0], [0], [0]]),  # a continuous 30 Hz stream: one track
+        ((0.0, 0.033, 2.0), [[0], [0], [1]]),  # a gap over track_timeout_s (1 s) ends it
+        ((5.0, 5.033, 1.0), [[0], [0], [1]]),  # a stamp going backwards (a bag restarts)
+    ],
+    ids=["continuous", "gap", "backwards"],
+)
+def test_the_tracker_owns_the_stream_continuity_rules(estimator, stamps, expected):
+    row = annotations("RHD")[2]
+    image, camera = read_image(HANDS / row["image"]), camera_of(row)
+    tracker = HandTracker(estimator, TrackerConfig(track_timeout_s=1.0))
+    assert _tracked_ids(tracker, image, camera, stamps) == expected
+
+
+def test_a_new_image_size_ends_the_tracks_and_warm_starts_are_refits(estimator):
+    row = annotations("RHD")[2]
+    image, camera = read_image(HANDS / row["image"]), camera_of(row)
+    tracker = HandTracker(estimator)
+    ids = _tracked_ids(tracker, image, camera, (0.0, 0.1, 0.2), sizes=(None, None, 16))
+    assert ids == [[0], [0], [1]]
+    # a warm start is the previous estimate, refined with the warm iteration budget
+    first = estimator.estimate(image, camera)
+    warm = estimator.estimate(image, camera, warm=[first.hands[0]])
+    assert warm.hands[0].refine_iterations <= estimator.config.warm_iterations
+    assert np.array_equal(warm.hands[0].shape, first.hands[0].shape)  # shape kept when warm
+    assert "regress" not in warm.timings_ms and "regress" in first.timings_ms
+    with pytest.raises(ValueError, match="warm starts for"):
+        estimator.estimate(image, camera, warm=[None, None])
+
+
+def test_a_rejected_result_ends_every_track(estimator):
+    row = annotations("RHD")[2]
+    image, camera = read_image(HANDS / row["image"]), camera_of(row)
+    tracker = HandTracker(estimator)
+    assert _tracked_ids(tracker, image, camera, (0.0, 0.1)) == [[0], [0]]
+    tracker.reject_last()
+    assert _tracked_ids(tracker, image, camera, (0.2,)) == [[1]]

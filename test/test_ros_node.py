@@ -362,3 +362,74 @@ def test_hand_mesh_node_command_maps_its_options_to_ros_arguments():
         "--params-file",
         "p.yaml",
     ]
+
+
+@pytest.mark.skipif(not HANDS.is_dir(), reason="shared hand images not available")
+def test_hand_points_lie_on_the_published_mesh_and_inflate_to_the_margin(ros):
+    """hand/points over DDS, read back with read_points (sensor_msgs_py where installed): the
+    vertices, then sampled points on the surface, then sampled points 1 cm out; the sampling
+    settings change live (set_parameters on the running node)."""
+    from geometry_reference import surface_distance
+
+    from hand_mesh_ros.ros.point_cloud import read_cloud
+
+    node, client = ros
+    listener = EstimatorClient(
+        name="hand_points_listener",
+        image_topic="/unused/image",
+        camera_info_topic="/unused/camera_info",
+        outputs=("mesh_indexed", "points"),
+    )
+    runner = NodeRunner(listener)
+    time.sleep(0.5)  # discovery: the node builds hand/points once it has a subscriber
+    ann = _annotations("RHD")[2]
+    rgb, K = read_image(HANDS / ann["image"]), np.array(ann["K"])
+    try:
+        for count, inflate in ((0, 0.0), (400, 0.0), (400, 0.01)):
+            result = node.set_parameters(
+                [
+                    Parameter("points_per_hand", value=count),
+                    Parameter("points_inflate_m", value=inflate),
+                ]
+            )
+            assert all(r.successful for r in result)
+            stamp, _ = _send(client, rgb, K)
+            got = listener.wait_for(stamp, TIMEOUT_S, topics=("mesh_indexed", "points"))
+            cloud, meshes = got.messages["points"], got.messages["mesh_indexed"].hands
+            assert cloud.header.frame_id == FRAME_ID and len(meshes) >= 1
+            points = read_cloud(cloud)
+            for mesh in meshes:
+                mine = points[points["hand"] == mesh.track_id]
+                assert (mine["side"] == (1 if mesh.side == "left" else 0)).all()
+                xyz = np.stack([mine["x"], mine["y"], mine["z"]], -1).astype(np.float64)
+                vertices = np.array(mesh.vertices, dtype=np.float64).reshape(-1, 3)
+                faces = np.array(mesh.triangles, dtype=np.int64).reshape(-1, 3)
+                if count == 0:
+                    np.testing.assert_allclose(xyz, vertices, atol=1e-7)
+                    continue
+                assert len(xyz) == count
+                distance = surface_distance(xyz, vertices, faces)
+                if inflate == 0.0:
+                    assert distance.max() < 1e-6  # on the surface (float32 coordinates)
+                else:  # out along the normal: never farther than the margin, mostly at it
+                    assert distance.max() < inflate + 1e-6
+                    assert abs(np.median(distance) - inflate) < 1e-4
+    finally:
+        runner.stop()
+        listener.destroy_node()
+
+
+def test_live_parameters_change_while_running_and_the_others_are_refused(ros):
+    node, _ = ros
+    before = node.config.warm_iterations
+    (ok,) = node.set_parameters([Parameter("warm_iterations", value=before + 1)])
+    assert ok.successful
+    (refused,) = node.set_parameters([Parameter("device", value="cuda")])
+    assert not refused.successful and "read at configure" in refused.reason
+    (out_of_range,) = node.set_parameters([Parameter("temporal_weight", value=-1.0)])
+    assert not out_of_range.successful
+    node._apply_pending_configs()  # what the worker does before its next frame
+    assert node.config.warm_iterations == before + 1
+    assert node._estimator.config.warm_iterations == before + 1
+    node.set_parameters([Parameter("warm_iterations", value=before)])
+    node._apply_pending_configs()

@@ -84,15 +84,15 @@ def test_labels_match_the_new_parameters(model, seeds):
 
 def test_texture_comes_from_the_seed_image(model, seeds):
     theta, _ = seeds
-    colour = torch.tensor([0.9, 0.2, 0.4])
-    images = colour[None, :, None, None].expand(2, 3, SIZE, SIZE).contiguous()
+    color = torch.tensor([0.9, 0.2, 0.4])
+    images = color[None, :, None, None].expand(2, 3, SIZE, SIZE).contiguous()
     config = AugmentConfig(crop_size=SIZE)
     g = torch.Generator().manual_seed(1)
     batch = augment_from_predictions(model, theta, images, generator=g, config=config)
     hand_pixels = batch.image.permute(0, 2, 3, 1)[batch.mask > 0.5]
-    assert_close(hand_pixels, colour.expand_as(hand_pixels), atol=1e-4, what="texture")
+    assert_close(hand_pixels, color.expand_as(hand_pixels), atol=1e-4, what="texture")
     background = batch.image.permute(0, 2, 3, 1)[batch.mask < 0.5]
-    assert (background - colour).abs().amax(-1).mean() > 0.1  # a random background
+    assert (background - color).abs().amax(-1).mean() > 0.1  # a random background
 
 
 def test_deterministic_by_generator(model, seeds):
@@ -137,5 +137,5 @@ def test_texture_of_a_mesh_smaller_than_a_pixel_uses_raw_samples(model):
     K = torch.tensor([[300.0, 0.0, 31.5], [0.0, 300.0, 31.5], [0.0, 0.0, 1.0]])
     image = torch.zeros(1, 3, SIZE, SIZE)
     image[:, 1] = 0.7  # green everywhere
-    colours = vertex_texture(image, tiny, model.faces, K)
-    assert_close(colours[0], torch.tensor([0.0, 0.7, 0.0]).expand(colours.shape[1], 3), atol=1e-5)
+    colors = vertex_texture(image, tiny, model.faces, K)
+    assert_close(colors[0], torch.tensor([0.0, 0.7, 0.0]).expand(colors.shape[1], 3), atol=1e-5)

@@ -13,10 +13,9 @@ from helpers import REPO_ROOT
 from hand_mesh_ros.cli import main
 from hand_mesh_ros.datasets import CropJitter, SyntheticDataset
 from hand_mesh_ros.detect.dhpe_evidence import load_evidence_net
-from hand_mesh_ros.nets.resnet import normalize_image
 from hand_mesh_ros.training.config import TrainConfig
 from hand_mesh_ros.training.data import DatasetSource, sequential_batches, synthetic_config
-from hand_mesh_ros.training.step import dhpe_forward, stage2_loss, targets_of
+from hand_mesh_ros.training.step import stage2_loss
 from hand_mesh_ros.training.trainer import Trainer
 
 CROP = 48
@@ -125,15 +124,14 @@ def test_eq12_switch_and_constant_weight(fixed_batch):
 def test_samples_without_3d_or_mask_drop_those_terms(fixed_batch):
     trainer = Trainer(tiny(), None)
     model, loss = trainer.model.eval(), trainer.loss  # eval: batch statistics would differ
-    output = dhpe_forward(model, fixed_batch.image)
-    full = loss(output, targets_of(fixed_batch))
+    output = model(fixed_batch.image)
+    full = loss(output, fixed_batch)
     keep = torch.tensor([True, False, True, False])
     nan_3d = torch.where(keep[:, None, None], fixed_batch.keypoints_3d, torch.nan)
     holes = replace(fixed_batch, has_3d=keep, has_mask=keep, keypoints_3d=nan_3d)
-    partial = loss(output, targets_of(holes))
-    per_sample = trainer.loss(
-        dhpe_forward(model, fixed_batch.select(keep).image), targets_of(fixed_batch.select(keep))
-    )
+    partial = loss(output, holes)
+    kept = fixed_batch.select(keep)
+    per_sample = trainer.loss(model(kept.image), kept)
     assert torch.isfinite(partial.total)
     # batch means: the two kept samples' terms over four samples
     assert value(partial.articulation) == pytest.approx(value(per_sample.articulation) / 2, 1e-4)
@@ -169,16 +167,19 @@ def test_cli_train_then_evaluate_model(tmp_path, capsys):
     assert "unknown option" in capsys.readouterr().err
 
 
-def test_forward_matches_the_model_and_renders_the_final_silhouette_only(fixed_batch):
+def test_forward_matches_its_pieces_and_renders_the_final_silhouette_only(fixed_batch):
     model = Trainer(tiny(), None).model.eval()
     with torch.no_grad():
-        reference = model(normalize_image(fixed_batch.image))
-        ours = dhpe_forward(model, fixed_batch.image)
-        bare = dhpe_forward(model, fixed_batch.image, silhouette=False)
-    for a, b in zip(reference.iterations, ours.iterations, strict=True):
-        assert torch.equal(a.params, b.params) and torch.equal(a.keypoints3d, b.keypoints3d)
-        assert torch.equal(a.refined_joints2d, b.refined_joints2d)
-    assert torch.equal(reference.final.silhouette, ours.final.silhouette)
+        ours = model(fixed_batch.image)
+        bare = model(fixed_batch.image, silhouette=False)
+        feature, stages = model.image_evidence(fixed_batch.image)
+        keypoints_2d = model.keypoints_from_heatmaps(stages[-1])
+        reference = model.estimate_mesh(feature, keypoints_2d)  # every silhouette rendered
+    assert torch.equal(ours.keypoints_2d, keypoints_2d) and torch.equal(ours.feature, feature)
+    for a, b in zip(reference, ours.iterations, strict=True):
+        assert torch.equal(a.params, b.params) and torch.equal(a.keypoints_3d, b.keypoints_3d)
+        assert torch.equal(a.refined_keypoints_2d, b.refined_keypoints_2d)
+    assert torch.equal(reference[-1].silhouette, ours.final.silhouette)
     assert all(it.silhouette is None for it in ours.iterations[:-1])
     assert bare.final.silhouette is None and torch.equal(bare.final.params, ours.final.params)
 

@@ -3,7 +3,7 @@
 Every function returns an (H, W, 3) uint8 RGB image and draws all its randomness from the
 given ``numpy.random.Generator``, so a seed fixes the pixels.
 
-Procedural: a base layer (a linear two-colour gradient or smooth low-frequency colour noise)
+Procedural: a base layer (a linear two-color gradient or smooth low-frequency color noise)
 with, at random, stripes (sinusoidal, any angle and period), random filled shapes
 (rectangles, ellipses, polygons, thick lines) and fine pixel noise.
 """
@@ -26,8 +26,8 @@ CROP_FRACTION = (0.3, 1.0)  # side of a folder crop / the largest crop that fits
 _CACHE_SIZE = 8  # decoded folder images kept in memory
 
 
-def _colour(rng: np.random.Generator) -> np.ndarray:
-    """A random RGB colour, 0-255, with a random saturation (grey to fully saturated)."""
+def _color(rng: np.random.Generator) -> np.ndarray:
+    """A random RGB color, 0-255, with a random saturation (grey to fully saturated)."""
     grey = rng.uniform(0.0, 255.0)
     saturated = rng.uniform(0.0, 255.0, size=3)
     return (grey + rng.uniform(0.0, 1.0) * (saturated - grey)).astype(np.float32)
@@ -38,13 +38,13 @@ def _gradient(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     t = x * np.cos(angle) + y * np.sin(angle)
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-    start, end = _colour(rng), _colour(rng)
+    start, end = _color(rng), _color(rng)
     return start + t[..., None] * (end - start)
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     cells = rng.integers(2, 9, size=2)
-    coarse = np.stack([_colour(rng) for _ in range(int(cells[0]) * int(cells[1]))])
+    coarse = np.stack([_color(rng) for _ in range(int(cells[0]) * int(cells[1]))])
     coarse = coarse.reshape(int(cells[0]), int(cells[1]), 3)
     return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
 
@@ -58,33 +58,33 @@ def _add_stripes(rng: np.random.Generator, image: np.ndarray) -> None:
     if rng.random() < 0.5:
         wave = (wave > 0.5).astype(np.float32)  # hard-edged stripes
     alpha = rng.uniform(0.3, 1.0)
-    colour = _colour(rng)
+    color = _color(rng)
     weight = alpha * wave[..., None]
     image *= 1.0 - weight
-    image += weight * colour
+    image += weight * color
 
 
 def _add_shapes(rng: np.random.Generator, image: np.ndarray) -> None:
     height, width = image.shape[:2]
     size = max(height, width)
     for _ in range(int(rng.integers(1, MAX_SHAPES + 1))):
-        colour = tuple(float(c) for c in _colour(rng))
+        color = tuple(float(c) for c in _color(rng))
         kind = int(rng.integers(4))
         centre = (int(rng.integers(width)), int(rng.integers(height)))
         extent = int(rng.uniform(0.03, 0.35) * size) + 1
         if kind == 0:
             corner = (centre[0] + extent, centre[1] + int(rng.uniform(0.2, 1.5) * extent))
-            cv2.rectangle(image, centre, corner, colour, thickness=-1)
+            cv2.rectangle(image, centre, corner, color, thickness=-1)
         elif kind == 1:
             axes = (extent, int(rng.uniform(0.2, 1.0) * extent) + 1)
-            cv2.ellipse(image, centre, axes, rng.uniform(0, 180), 0, 360, colour, thickness=-1)
+            cv2.ellipse(image, centre, axes, rng.uniform(0, 180), 0, 360, color, thickness=-1)
         elif kind == 2:
             points = rng.normal(size=(int(rng.integers(3, 7)), 2)) * extent + np.array(centre)
-            cv2.fillPoly(image, [points.astype(np.int32)], colour)
+            cv2.fillPoly(image, [points.astype(np.int32)], color)
         else:
             end = rng.integers(0, (width, height))
             thickness = int(rng.integers(1, max(2, size // 20)))
-            cv2.line(image, centre, (int(end[0]), int(end[1])), colour, thickness)
+            cv2.line(image, centre, (int(end[0]), int(end[1])), color, thickness)
 
 
 def procedural_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

@@ -36,7 +36,7 @@ def read_label_image(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image")
     if image.ndim == 3:
         if not all(np.array_equal(image[..., 0], image[..., c]) for c in range(1, 3)):
-            raise ValueError(f"{path}: label image has differing colour channels")
+            raise ValueError(f"{path}: label image has differing color channels")
         image = image[..., 0]
     if image.dtype != np.uint8:
         raise ValueError(f"{path}: label image must be 8-bit, got {image.dtype}")
@@ -44,7 +44,7 @@ def read_label_image(path: Path) -> np.ndarray:
 
 
 def read_binary_mask(path: Path, threshold: int = MASK_THRESHOLD) -> np.ndarray:
-    """(H, W) bool mask from a grey or colour image: grey level >= ``threshold``."""
+    """(H, W) bool mask from a grey or color image: grey level >= ``threshold``."""
     image = cv2.imread(str(require_file(path)), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise ValueError(f"{path}: not a readable image")

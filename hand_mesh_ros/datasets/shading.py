@@ -1,12 +1,12 @@
-"""Skin-like per-vertex colours for synthetic hands: albedo texture and Lambert lighting.
+"""Skin-like per-vertex colors for synthetic hands: albedo texture and Lambert lighting.
 
 Albedo: a base skin tone drawn along a light-to-dark chain of reference tones, jittered per
 channel, times a low-frequency variation field: a sum of NUM_WAVES random plane waves over
 the REST-pose vertex positions (wavelengths WAVELENGTH_M), so the blotches stay attached to
 the skin when the hand moves. Lighting: ambient + diffuse * max(0, n . l) with one
-directional light from the camera's side of the hand and a slightly tinted light colour;
+directional light from the camera's side of the hand and a slightly tinted light color;
 normals are turned to face the camera (two-sided), so a model's face winding does not matter.
-Colours are linear RGB in [0, 1].
+Colors are linear RGB in [0, 1].
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ WAVELENGTH_M = (0.02, 0.10)  # metres, of the variation field's plane waves
 VARIATION_AMPLITUDE = (0.03, 0.12)  # relative albedo change (std of the field)
 AMBIENT = (0.3, 0.6)  # ambient share of the light
 LIGHT_INTENSITY = (0.8, 1.2)  # diffuse strength relative to 1 - ambient
-LIGHT_TINT = 0.05  # relative std of each channel of the light colour
+LIGHT_TINT = 0.05  # relative std of each channel of the light color
 MIN_LIGHT_FRONT = 0.3  # the light direction's minimum component towards the camera
 
 
@@ -56,7 +56,7 @@ def skin_albedo(rng: np.random.Generator, rest_vertices: np.ndarray) -> np.ndarr
 
 def random_light(rng: np.random.Generator) -> tuple[np.ndarray, float, float, np.ndarray]:
     """Direction towards the light (3,) unit, camera frame (from the camera's side: z < 0);
-    ambient share; diffuse strength; light colour (3,)."""
+    ambient share; diffuse strength; light color (3,)."""
     direction = np.array([rng.normal(0, 0.7), rng.normal(0, 0.7), -rng.uniform(MIN_LIGHT_FRONT, 1)])
     direction /= np.linalg.norm(direction)
     ambient = rng.uniform(*AMBIENT)
@@ -71,10 +71,10 @@ def shade(
     albedo: np.ndarray,
     rng: np.random.Generator,
 ) -> torch.Tensor:
-    """Lambert-lit vertex colours.
+    """Lambert-lit vertex colors.
 
     vertices, normals: (V, 3) camera frame (metres; unit normals); albedo: (V, 3) in [0, 1].
-    Returns (V, 3) colours in [0, 1], dtype of ``vertices``.
+    Returns (V, 3) colors in [0, 1], dtype of ``vertices``.
     """
     direction, ambient, diffuse, tint = random_light(rng)
     dtype, device = vertices.dtype, vertices.device
@@ -84,5 +84,5 @@ def shade(
     light = torch.as_tensor(direction, dtype=dtype, device=device)
     lambert = ((normals * facing) @ light).clamp_min(0.0)
     intensity = ambient + diffuse * lambert
-    colour = torch.as_tensor(albedo, dtype=dtype, device=device) * intensity[:, None]
-    return (colour * torch.as_tensor(tint, dtype=dtype, device=device)).clamp(0.0, 1.0)
+    color = torch.as_tensor(albedo, dtype=dtype, device=device) * intensity[:, None]
+    return (color * torch.as_tensor(tint, dtype=dtype, device=device)).clamp(0.0, 1.0)

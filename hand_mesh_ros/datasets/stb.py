@@ -3,7 +3,7 @@
 Layout (``shared/DATASET_FORMATS.md`` section 2): ``<root>/labels/<seq>_BB.mat`` and
 ``<seq>_SK.mat``, each with ``handPara`` (3, 21, 1500) = (xyz, joint, frame) in millimetres;
 images ``<root>/images/<seq>/<prefix><frame>.png`` (or ``<root>/<seq>/...``) with prefix
-``BB_left_``, ``BB_right_`` (Bumblebee2 stereo) or ``SK_color_`` (RealSense colour), frame
+``BB_left_``, ``BB_right_`` (Bumblebee2 stereo) or ``SK_color_`` (RealSense color), frame
 0..1499 unpadded. Sequences B1..B6 x {Counting, Random}; "evaluation" = B1 (as in
 Zimmermann & Brox), "training" = B2-B6. Left hands only. No 2D labels, no masks.
 
@@ -12,8 +12,8 @@ What is converted:
 - order: STB (palm, little..thumb, each MCP..tip) -> core order (``STB_TO_CORE``);
 - frame: ``_BB`` labels are in the left Bumblebee camera: used as they are for ``bb_left``,
   shifted by the baseline for ``bb_right`` (x_right = x_left - BB_BASELINE_MM); ``_SK``
-  labels are in the RealSense depth camera and go to the colour camera with the published
-  extrinsics: x_colour = R^T (x_depth - t), R = Rodrigues(SK_ROTATION_VECTOR);
+  labels are in the RealSense depth camera and go to the color camera with the published
+  extrinsics: x_color = R^T (x_depth - t), R = Rodrigues(SK_ROTATION_VECTOR);
 - wrist: STB's point 0 is the palm centre, not the wrist. The wrist is extrapolated in 3D as
   middle MCP + PALM_TO_WRIST * (palm - middle MCP), with PALM_TO_WRIST = 2: the inverse of
   the palm centre = midpoint(wrist, middle MCP) definition hand3d uses for RHD. It is an
@@ -45,7 +45,7 @@ SPLITS = ("training", "evaluation", "all")
 BB_INTRINSICS = (822.79041, 822.79041, 318.47345, 250.31296)
 SK_COLOR_INTRINSICS = (607.92271, 607.88192, 314.78337, 236.42484)
 BB_BASELINE_MM = 120.054  # right Bumblebee camera sits +x of the left one
-SK_ROTATION_VECTOR = (0.00531, -0.01196, 0.00301)  # colour -> depth camera, Rodrigues
+SK_ROTATION_VECTOR = (0.00531, -0.01196, 0.00301)  # color -> depth camera, Rodrigues
 SK_TRANSLATION_MM = (-24.0381, -0.4563, -1.2326)
 PALM_TO_WRIST = 2.0  # wrist = middle MCP + PALM_TO_WRIST * (palm - middle MCP)
 

@@ -9,7 +9,7 @@ generator seeded from it, so the same seed and index give identical pixels):
    shape ~ N(0, 1) clipped, a random viewpoint (roll, tilt, palm or back), depth in
    ``depth_range``, centre inside the image;
 3. skin albedo and Lambert lighting per vertex (``shading.py``), rendered with the hard
-   rasterizer (``render.hard.rasterize``, vertex colours interpolated);
+   rasterizer (``render.rasterize``, vertex colors interpolated);
 4. composited over a procedural background or a random crop of an image from
    ``background_dir`` (``backgrounds.py``), plus Gaussian sensor noise;
 5. optionally mirrored into a left hand (``mirror.mirror_sample``, probability
@@ -35,7 +35,7 @@ from hand_mesh_ros.datasets.files import project_points
 from hand_mesh_ros.datasets.mirror import mirror_sample
 from hand_mesh_ros.datasets.sample import HandSample
 from hand_mesh_ros.datasets.shading import shade, skin_albedo
-from hand_mesh_ros.render.hard import rasterize
+from hand_mesh_ros.render import rasterize
 from hand_mesh_ros.synthetic.scenes import SceneConfig, sample_scene_params
 from hand_mesh_ros.visualize import vertex_normals
 
@@ -132,8 +132,8 @@ class SyntheticGenerator:
             out = self.model(**params.as_kwargs())
             vertices = out.vertices[0]
             normals = vertex_normals(out.vertices, self.model.faces)[0]
-            colours = shade(vertices, normals, skin_albedo(rng, self._rest), rng)
-            raster = rasterize(out.vertices, self.model.faces, K, (h, w), vertex_colors=colours)
+            colors = shade(vertices, normals, skin_albedo(rng, self._rest), rng)
+            raster = rasterize(out.vertices, self.model.faces, K, (h, w), vertex_colors=colors)
         mask = raster.mask[0].numpy()
         image = self._background(rng).astype(np.float32)
         image[mask] = raster.color[0].numpy()[mask] * 255.0

@@ -10,13 +10,14 @@ Per detection: the crop is the paper's normalisation box, 1.5 x the detector's k
 (``fitting.roi.hand_roi``), resampled to crop_size px with bilinear interpolation and zero
 padding outside the image. Crop pixel c covers image [left + c / s, left + (c + 1) / s]
 (s = crop px per image px), i.e. image u = left + (c + 0.5) / s -- the map of
-``HandRoi.to_roi_pixels``. The crop is ImageNet-normalised and all hands go through the net
-as one batch; keypoints are the sub-cell argmax of the final stage (``heatmap_argmax``),
-confidence the peak value clipped to [0, 1]. Left hands use the same network unmirrored:
+``HandRoi.to_roi_pixels``. The crop goes in as RGB in [0, 1] (the net normalises it with
+ImageNet statistics itself, as DHPE does) and all hands go through the net as one batch;
+keypoints are the sub-cell argmax of the final stage (``heatmap_argmax``), confidence the peak
+value clipped to [0, 1]. Left hands use the same network unmirrored:
 the paper's heat maps mark keypoint locations in the image, which does not depend on the side.
 
 Weights file (``save_evidence_weights`` / ``load_evidence_net``, read with
-``torch.load(weights_only=True)``)::
+``weights.load_weights_file``)::
 
     {"format": EVIDENCE_FORMAT, "config": EvidenceConfig.to_dict(), "state_dict": {...}}
 
@@ -44,11 +45,12 @@ from hand_mesh_ros.fitting.roi import HandRoi, hand_roi
 from hand_mesh_ros.nets.cpm import CPM, CPMConfig, CPMOutput
 from hand_mesh_ros.nets.heatmaps import heatmap_argmax
 from hand_mesh_ros.nets.resnet import RESNET_LAYERS, ResNet, normalize_image
+from hand_mesh_ros.weights import load_weights_file
 
 LOG = logging.getLogger(__name__)
 EVIDENCE_FORMAT = "hand_mesh_ros.dhpe_evidence/1"
 _FILE_KEYS = {"format", "config", "state_dict"}
-UINT8_MAX = 255.0  # image intensities are scaled to [0, 1] before ImageNet normalisation
+UINT8_MAX = 255.0  # image intensities are scaled to [0, 1], the nets' input range
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,12 +120,12 @@ class EvidenceNet(nn.Module):
         return self.cpm.trunk[0].weight.device
 
     def forward(self, image: torch.Tensor) -> CPMOutput:
-        """image (B, 3, C, C) ImageNet-normalised RGB (C = crop_size) -> (B, 21, M, M) maps
-        per CPM stage (final = last)."""
+        """image (B, 3, C, C) RGB in [0, 1] (C = crop_size; normalised here with ImageNet
+        statistics, as ``DHPE`` does) -> (B, 21, M, M) maps per CPM stage (final = last)."""
         c = self.config.crop_size
         if image.dim() != 4 or image.shape[1:] != (3, c, c):
             raise ValueError(f"image must be (B, 3, {c}, {c}), got {tuple(image.shape)}")
-        return self.cpm(self.backbone(image))
+        return self.cpm(self.backbone(normalize_image(image)))
 
     def keypoints(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """image as ``forward`` -> (keypoints (B, 21, 2) crop px, peaks (B, 21)) of the final
@@ -157,16 +159,9 @@ def load_evidence_net(path: str | Path, *, device: torch.device | str | None = N
     file, not in EVIDENCE_FORMAT, or its weights do not match its config.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"DHPE evidence weights not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for unreadable files
-        raise ValueError(f"{path} is not a readable torch weights file: {exc}") from exc
-    if not isinstance(data, dict) or set(data) != _FILE_KEYS:
+    data = load_weights_file(path, what="DHPE evidence weights", expected_format=EVIDENCE_FORMAT)
+    if set(data) != _FILE_KEYS:
         raise ValueError(f"{path}: expected a dict with keys {sorted(_FILE_KEYS)}")
-    if data["format"] != EVIDENCE_FORMAT:
-        raise ValueError(f"{path}: format {data['format']!r}, expected {EVIDENCE_FORMAT!r}")
     try:
         net = EvidenceNet(EvidenceConfig.from_dict(data["config"]))
     except (TypeError, ValueError) as exc:
@@ -248,7 +243,7 @@ class DHPEEvidence:
         roi, crops = self.crops(np.ascontiguousarray(image), detections)
         batch = torch.from_numpy(crops).to(self.net.device).permute(0, 3, 1, 2)
         with torch.inference_mode():
-            keypoints, peaks = self.net.keypoints(normalize_image(batch.float() / UINT8_MAX))
+            keypoints, peaks = self.net.keypoints(batch.float() / UINT8_MAX)
         image_kp = crop_to_image(keypoints.double().cpu(), roi).numpy()
         confidence = peaks.double().cpu().clamp(0.0, 1.0).numpy()
         height, width = image.shape[:2]

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from hand_mesh_ros.camera import project
+from hand_mesh_ros.camera import batched_intrinsics, project
 from hand_mesh_ros.hand_params import HandParams
 
 PALM_KEYPOINTS = (0, 5, 9, 13, 17)  # wrist and the four finger MCPs: rigid under finger motion
@@ -59,7 +59,7 @@ def _best_rigid(object_pts, image_pts, k, weights) -> tuple[np.ndarray, np.ndarr
 
 def align_to_keypoints(
     model,
-    keypoints2d: torch.Tensor,
+    keypoints_2d: torch.Tensor,
     K: torch.Tensor,
     *,
     pose: torch.Tensor | None = None,
@@ -68,22 +68,22 @@ def align_to_keypoints(
 ) -> HandParams:
     """Global rotation and translation of a hand whose keypoints best match the 2D ones.
 
-    keypoints2d: (B,21,2) pixels; K: (3,3) or (B,3,3); pose (B,45) / shape (B,10) default to
+    keypoints_2d: (B,21,2) pixels; K: (3,3) or (B,3,3); pose (B,45) / shape (B,10) default to
     zeros (add the prior's mean pose yourself); weights (B,21) >= 0 (0 = missing keypoint).
     Returns HandParams in the camera frame with the given pose and shape.
     """
-    b = keypoints2d.shape[0]
-    dtype, device = keypoints2d.dtype, keypoints2d.device
+    b = keypoints_2d.shape[0]
+    dtype, device = keypoints_2d.dtype, keypoints_2d.device
     params0 = HandParams.zeros(b, dtype=dtype, device=device)
     pose = params0.pose if pose is None else pose.to(dtype)
     shape = params0.shape if shape is None else shape.to(dtype)
-    weights = torch.ones_like(keypoints2d[..., 0]) if weights is None else weights
-    k_all = K.expand(b, 3, 3) if K.dim() == 2 else K
+    weights = torch.ones_like(keypoints_2d[..., 0]) if weights is None else weights
+    k_all = batched_intrinsics(K, b)
     with torch.no_grad():
         local = model(pose=pose, shape=shape)
         obj = local.keypoints.double().cpu().numpy()
         root = local.joints[:, 0].double().cpu().numpy()
-    img = keypoints2d.detach().double().cpu().numpy()
+    img = keypoints_2d.detach().double().cpu().numpy()
     ks = k_all.detach().double().cpu().numpy()
     wts = weights.detach().double().cpu().numpy()
     orients, transls = [], []
@@ -97,10 +97,10 @@ def align_to_keypoints(
     return HandParams(pose.detach().clone(), shape.detach().clone(), orient, transl)
 
 
-def reprojection_error(model, params: HandParams, keypoints2d: torch.Tensor, K: torch.Tensor):
-    """(B,21) pixel distance between the hand's projected keypoints and keypoints2d."""
+def reprojection_error(model, params: HandParams, keypoints_2d: torch.Tensor, K: torch.Tensor):
+    """(B,21) pixel distance between the hand's projected keypoints and keypoints_2d."""
     out = model(**params.as_kwargs())
-    return (project(out.keypoints, K) - keypoints2d).norm(dim=-1)
+    return (project(out.keypoints, K) - keypoints_2d).norm(dim=-1)
 
 
 __all__ = ["align_to_keypoints", "reprojection_error"]

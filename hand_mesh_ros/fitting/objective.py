@@ -125,11 +125,11 @@ _PAIRS = torch.triu_indices(21, 21, offset=1)  # (2, 210) keypoint pairs i < j
 SKELETON_SCALE = 10.0  # residual units: 0.1 of the wrist-middle MCP distance per unit
 
 
-def normalised_distances(keypoints3d: torch.Tensor) -> torch.Tensor:
+def normalised_distances(keypoints_3d: torch.Tensor) -> torch.Tensor:
     """(B,21,3) -> (B,210) pairwise distances / wrist-to-middle-MCP distance."""
-    diff = keypoints3d[:, _PAIRS[0]] - keypoints3d[:, _PAIRS[1]]
+    diff = keypoints_3d[:, _PAIRS[0]] - keypoints_3d[:, _PAIRS[1]]
     dist = (diff.square().sum(-1) + 1e-12).sqrt()
-    palm = (keypoints3d[:, 0] - keypoints3d[:, 9]).norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    palm = (keypoints_3d[:, 0] - keypoints_3d[:, 9]).norm(dim=-1, keepdim=True).clamp_min(1e-6)
     return dist / palm
 
 

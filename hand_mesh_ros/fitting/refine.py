@@ -90,7 +90,7 @@ class RefineResult:
     final_loss: torch.Tensor
 
 
-def _targets(model, init, K, keypoints2d, weights, mask, roi, cfg, skeleton3d):
+def _targets(model, init, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d):
     dtype = init.pose.dtype
     k_roi = roi.intrinsics(K.to(dtype))
     target_mask = None
@@ -105,7 +105,7 @@ def _targets(model, init, K, keypoints2d, weights, mask, roi, cfg, skeleton3d):
     norm = weights / weights.sum(-1, keepdim=True).clamp_min(1e-9)
     return objective.Targets(
         k_roi=k_roi,
-        keypoints=roi.to_roi_pixels(keypoints2d.to(dtype)),
+        keypoints=roi.to_roi_pixels(keypoints_2d.to(dtype)),
         keypoint_scale=(cfg.keypoint_weight * norm).sqrt(),
         mask=target_mask,
         size=roi.size,
@@ -214,7 +214,7 @@ def refine(
     model,
     init: HandParams,
     K: torch.Tensor,
-    keypoints2d: torch.Tensor,
+    keypoints_2d: torch.Tensor,
     *,
     keypoint_weights: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
@@ -226,7 +226,7 @@ def refine(
     """Refine ``init`` against 2D keypoints and a silhouette (Eq. 13).
 
     model: HandModel; init: HandParams (B) in the camera frame; K: (3,3) or (B,3,3) pixels;
-    keypoints2d: (B,21,2) image pixels; keypoint_weights: (B,21) >= 0 (confidences, 0 =
+    keypoints_2d: (B,21,2) image pixels; keypoint_weights: (B,21) >= 0 (confidences, 0 =
     missing); mask: (B,H,W) target mask in [0,1] over the full image, or None for the mask
     self-rendered from ``init``; prior: a PosePrior or None; roi: the hand region to render
     (default: around the weighted keypoints); skeleton3d: (B,21,3) a 3D skeleton in any
@@ -235,10 +235,12 @@ def refine(
     enabled inside), not under ``torch.inference_mode``.
     """
     cfg = config or RefineConfig()
-    weights = torch.ones_like(keypoints2d[..., 0]) if keypoint_weights is None else keypoint_weights
+    weights = keypoint_weights
+    if weights is None:
+        weights = torch.ones_like(keypoints_2d[..., 0])
     weights = weights.to(init.pose.dtype)
-    roi = roi or hand_roi(keypoints2d, cfg.render_size, weights)
-    targets = _targets(model, init, K, keypoints2d, weights, mask, roi, cfg, skeleton3d)
+    roi = roi or hand_roi(keypoints_2d, cfg.render_size, weights)
+    targets = _targets(model, init, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d)
     loss_weights = objective.Weights(
         pose_prior=cfg.pose_prior_weight,
         shape_prior=cfg.shape_prior_weight,
@@ -257,7 +259,7 @@ def refine(
     params = objective.unpack(model, x)
     with torch.no_grad():
         _, keypoints, _ = objective.evaluate(model, x)
-        distance = (project(keypoints, K.to(x.dtype)) - keypoints2d).norm(dim=-1)
+        distance = (project(keypoints, K.to(x.dtype)) - keypoints_2d).norm(dim=-1)
         kp_err = (weights * distance).sum(-1) / weights.sum(-1).clamp_min(1e-9)
     return RefineResult(
         params=params,

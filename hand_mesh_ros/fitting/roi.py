@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hand_mesh_ros.camera import batched_intrinsics
+
 ROI_SCALE = 1.5
 MIN_ROI_SIDE = 8.0  # pixels; guards against collapsed keypoints
 MAX_SUPERSAMPLING = 4  # samples per render pixel and axis when downsampling masks
@@ -41,7 +43,7 @@ class HandRoi:
         (u - left) * scale - 0.5 -- the same map as ``to_roi_pixels`` and ``crop_mask``.
         """
         b = self.centre.shape[0]
-        k = K.expand(b, 3, 3) if K.dim() == 2 else K
+        k = batched_intrinsics(K, b)
         left_top = self.centre - self.side[:, None] / 2.0
         s = self.scale
         out = k.clone()
@@ -85,14 +87,14 @@ class HandRoi:
         return F.avg_pool2d(sampled, ss)[:, 0]
 
 
-def hand_roi(keypoints2d: torch.Tensor, size: int, weights: torch.Tensor | None = None) -> HandRoi:
+def hand_roi(keypoints_2d: torch.Tensor, size: int, weights: torch.Tensor | None = None) -> HandRoi:
     """Region around keypoints (B,K,2) pixels; weights (B,K) > 0 marks the points to use."""
     if weights is None:
-        weights = torch.ones_like(keypoints2d[..., 0])
+        weights = torch.ones_like(keypoints_2d[..., 0])
     valid = weights > 0
-    big = torch.finfo(keypoints2d.dtype).max
-    lo = torch.where(valid[..., None], keypoints2d, torch.full_like(keypoints2d, big)).amin(1)
-    hi = torch.where(valid[..., None], keypoints2d, torch.full_like(keypoints2d, -big)).amax(1)
+    big = torch.finfo(keypoints_2d.dtype).max
+    lo = torch.where(valid[..., None], keypoints_2d, torch.full_like(keypoints_2d, big)).amin(1)
+    hi = torch.where(valid[..., None], keypoints_2d, torch.full_like(keypoints_2d, -big)).amax(1)
     centre = (lo + hi) / 2.0
     side = ((hi - lo).amax(-1) * ROI_SCALE).clamp_min(MIN_ROI_SIDE)
     return HandRoi(centre=centre, side=side, size=size)

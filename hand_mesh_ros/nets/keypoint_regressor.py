@@ -5,15 +5,15 @@ At inference the pipeline has 21 2D keypoints per hand (a detector such as media
 (1.5 x the keypoint box, the paper's 224 px crop) and expresses the keypoints in crop pixels.
 This module maps them to theta = [pose 45 | shape 10 | crop camera 8] (``hand_params.py``):
 
-    e = E([n(j), c])                       keypoint embedding (our addition, see below)
-    MeshEstimator(feature=e, joints2d=j)   the paper's 3 iterations of one FC layer (Eq. 5)
-                                           + the 2D pose refiner, unchanged
+    e = E([n(j), c])                           keypoint embedding (our addition, see below)
+    MeshEstimator(feature=e, keypoints_2d=j)   the paper's 3 iterations of one FC layer
+                                               (Eq. 5) + the 2D pose refiner, unchanged
 
-with n(j) the joints in [-1, 1] crop units (``mesh_estimator.normalise_joints2d``) and c the
-per-keypoint confidence (ones when the detector gives none). The paper's 2048-d image feature
-does not exist here; a single linear layer per iteration on raw keypoints is too weak to
+with n(j) the keypoints in [-1, 1] crop units (``mesh_estimator.normalise_keypoints_2d``) and
+c the per-keypoint confidence (ones when the detector gives none). The paper's 2048-d image
+feature does not exist here; a single linear layer per iteration on raw keypoints is too weak to
 recover articulation, so E -- a small MLP -- plays the role of the feature f. The estimator
-itself stays the paper's single FC per iteration on [f, joints2d, theta].
+itself stays the paper's single FC per iteration on [f, keypoints_2d, theta].
 
 The projection operator inside the iterations only needs the 21 keypoints, so it uses
 ``KeypointSkeleton``: the hand model's LBS evaluated at its 16 joints and 5 fingertip
@@ -22,7 +22,9 @@ vertices only (exactly the model's keypoints, ~40x cheaper than skinning every v
 Trained for the RIGHT hand of the bundled open hand model (``docs/regressor.md``): left
 hands must be mirrored to the right before (keypoints u -> W - 1 - u) and the result mirrored
 back. Weights file: a dict ``{"format", "config", "state_dict"}`` read with
-``torch.load(weights_only=True)``.
+``weights.load_weights_file`` (``torch.load(weights_only=True)``). The weights shipped in the
+package (``assets/keypoint_regressor.pt``) are what the live pipeline uses; they are trained by
+``hand-mesh train-regressor`` (``training/regressor_trainer.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hand_mesh_ros.camera import CROP_SIZE, apply_crop_camera, crop_intrinsics, project
+from hand_mesh_ros.camera import (
+    CROP_SIZE,
+    apply_crop_camera,
+    batched_intrinsics,
+    crop_intrinsics,
+    project,
+)
 from hand_mesh_ros.hand_params import split_theta
 from hand_mesh_ros.handmodel.model import ASSET_DIR
 from hand_mesh_ros.handmodel.skeleton import KeypointSkeleton
@@ -41,10 +49,11 @@ from hand_mesh_ros.nets.mesh_estimator import (
     EstimatorStep,
     MeshEstimator,
     MeshEstimatorConfig,
-    normalise_joints2d,
+    normalise_keypoints_2d,
 )
 from hand_mesh_ros.rotations import axis_angle_to_matrix
 from hand_mesh_ros.topology import MIDDLE_MCP_KEYPOINT, NUM_KEYPOINTS
+from hand_mesh_ros.weights import load_weights_file
 
 DEFAULT_WEIGHTS = ASSET_DIR / "keypoint_regressor.pt"
 WEIGHTS_FORMAT = "hand_mesh_ros.keypoint_regressor/1"  # bump when the layout changes
@@ -88,10 +97,10 @@ class KeypointRegressorConfig:
 
 @dataclass(frozen=True)
 class KeypointProjection:
-    """keypoints3d (B, 21, 3) metres, crop camera frame; keypoints2d (B, 21, 2) crop px."""
+    """keypoints_3d (B, 21, 3) metres, crop camera frame; keypoints_2d (B, 21, 2) crop px."""
 
-    keypoints3d: torch.Tensor
-    keypoints2d: torch.Tensor
+    keypoints_3d: torch.Tensor
+    keypoints_2d: torch.Tensor
 
 
 def crop_view_rotation(centre: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -102,7 +111,7 @@ def crop_view_rotation(centre: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     The regressor's crop camera looks along that ray, so a crop-camera rotation R_crop (and
     any crop-camera-frame point X) is R_view @ R_crop (R_view @ X) in the real camera frame.
     """
-    k = K.to(centre.dtype).expand(centre.shape[0], 3, 3)
+    k = batched_intrinsics(K.to(centre.dtype), centre.shape[0])
     ray = torch.linalg.solve(k, torch.cat((centre, centre.new_ones(centre.shape[0], 1)), 1))
     ray = ray / ray.norm(dim=-1, keepdim=True)
     axis = torch.stack((-ray[:, 1], ray[:, 0], torch.zeros_like(ray[:, 0])), dim=-1)
@@ -123,9 +132,9 @@ class KeypointProjectionOperator(nn.Module):
         pose, shape, cam = split_theta(theta)
         local = self.skeleton(pose, shape).to(theta.dtype)
         anchor = local[:, MIDDLE_MCP_KEYPOINT]
-        keypoints3d = apply_crop_camera(local, anchor, cam, self.crop_size)
+        keypoints_3d = apply_crop_camera(local, anchor, cam, self.crop_size)
         k = crop_intrinsics(self.crop_size, dtype=theta.dtype, device=theta.device)
-        return KeypointProjection(keypoints3d, project(keypoints3d, k))
+        return KeypointProjection(keypoints_3d, project(keypoints_3d, k))
 
 
 class KeypointEmbedding(nn.Module):
@@ -144,8 +153,9 @@ class KeypointEmbedding(nn.Module):
         )
         self.crop_size = config.crop_size
 
-    def forward(self, joints2d: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
-        return self.layers(torch.cat((normalise_joints2d(joints2d, self.crop_size), confidence), 1))
+    def forward(self, keypoints_2d: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+        normalised = normalise_keypoints_2d(keypoints_2d, self.crop_size)
+        return self.layers(torch.cat((normalised, confidence), 1))
 
 
 class KeypointMeshRegressor(nn.Module):
@@ -182,26 +192,27 @@ class KeypointMeshRegressor(nn.Module):
         return self.mesh_estimator.theta0.device
 
     def iterate(
-        self, joints2d: torch.Tensor, confidence: torch.Tensor | None = None
+        self, keypoints_2d: torch.Tensor, confidence: torch.Tensor | None = None
     ) -> tuple[EstimatorStep, ...]:
-        """All iterations. joints2d (B, 21, 2) crop px; confidence (B, 21) in [0, 1] or None
-        (= ones). Each step's ``projection`` is a ``KeypointProjection``."""
-        if joints2d.dim() != 3 or joints2d.shape[1:] != (NUM_KEYPOINTS, 2):
-            raise ValueError(f"joints2d must be (B, 21, 2), got {tuple(joints2d.shape)}")
-        joints2d = joints2d.to(self.mesh_estimator.theta0.dtype)
+        """All iterations. keypoints_2d (B, 21, 2) crop px; confidence (B, 21) in [0, 1] or
+        None (= ones). Each step's ``projection`` is a ``KeypointProjection``."""
+        if keypoints_2d.dim() != 3 or keypoints_2d.shape[1:] != (NUM_KEYPOINTS, 2):
+            shape = tuple(keypoints_2d.shape)
+            raise ValueError(f"keypoints_2d must be (B, 21, 2), got {shape}")
+        keypoints_2d = keypoints_2d.to(self.mesh_estimator.theta0.dtype)
         if confidence is None:
-            confidence = joints2d.new_ones(joints2d.shape[:2])
-        if confidence.shape != joints2d.shape[:2]:
+            confidence = keypoints_2d.new_ones(keypoints_2d.shape[:2])
+        if confidence.shape != keypoints_2d.shape[:2]:
             raise ValueError(f"confidence must be (B, 21), got {tuple(confidence.shape)}")
-        feature = self.embedding(joints2d, confidence.to(joints2d.dtype))
-        return self.mesh_estimator(feature, joints2d, self.projection)
+        feature = self.embedding(keypoints_2d, confidence.to(keypoints_2d.dtype))
+        return self.mesh_estimator(feature, keypoints_2d, self.projection)
 
     def forward(
-        self, joints2d: torch.Tensor, confidence: torch.Tensor | None = None
+        self, keypoints_2d: torch.Tensor, confidence: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """joints2d (B, 21, 2) crop px, confidence (B, 21) or None -> theta (B, 63) of the
+        """keypoints_2d (B, 21, 2) crop px, confidence (B, 21) or None -> theta (B, 63) of the
         final iteration: pose (45, rad), shape (10), crop camera (8)."""
-        return self.iterate(joints2d, confidence)[-1].params
+        return self.iterate(keypoints_2d, confidence)[-1].params
 
 
 def _default_mean_pose(hand_model: nn.Module) -> torch.Tensor:
@@ -245,15 +256,9 @@ def load_keypoint_regressor(
             this code (format, config fields, tensor names or shapes).
     """
     path = DEFAULT_WEIGHTS if path is None else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"keypoint regressor weights not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle/zip errors come in many types
-        raise ValueError(f"{path} is not a readable torch weights file: {error}") from error
-    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path}: expected format {WEIGHTS_FORMAT!r}, found {found!r}")
+    payload = load_weights_file(
+        path, what="keypoint regressor weights", expected_format=WEIGHTS_FORMAT
+    )
     config = KeypointRegressorConfig.from_dict(payload["config"])
     regressor = build_keypoint_regressor(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}

@@ -35,7 +35,7 @@ from hand_mesh_ros.camera import CROP_SIZE, crop_intrinsics, project
 from hand_mesh_ros.hand_params import THETA_DIM
 from hand_mesh_ros.topology import MIDDLE_MCP_KEYPOINT, NUM_KEYPOINTS, NUM_POSE
 
-JOINTS2D_DIM = NUM_KEYPOINTS * 2  # 42
+KEYPOINTS_2D_DIM = NUM_KEYPOINTS * 2  # 42
 SKELETON_DIM = NUM_KEYPOINTS * 3  # 63
 DEFAULT_ITERATIONS = 3  # the paper's fixed iteration count (Sec. 3.2)
 DEFAULT_INIT_GAIN = 0.01  # Xavier gain of both FC layers
@@ -58,7 +58,7 @@ class MeshEstimatorConfig:
 class SkeletonProjection(Protocol):
     """What the injected projection returns: at least the 3D skeleton."""
 
-    keypoints3d: torch.Tensor  # (B, 21, 3) metres, crop camera frame
+    keypoints_3d: torch.Tensor  # (B, 21, 3) metres, crop camera frame
 
 
 @dataclass(frozen=True)
@@ -67,32 +67,37 @@ class EstimatorStep:
 
     Attributes:
         params: (B, 63) theta_{t+1}.
-        joints2d: (B, 21, 2) crop px, the 2D joints j_t this iteration regressed from.
-        refined_joints2d: (B, 21, 2) crop px, the refiner's j_{t+1}.
-        projection: whatever ``project_fn(params)`` returned (has ``keypoints3d``).
+        keypoints_2d: (B, 21, 2) crop px, the 2D joints j_t this iteration regressed from.
+        refined_keypoints_2d: (B, 21, 2) crop px, the refiner's j_{t+1}.
+        projection: whatever ``project_fn(params)`` returned (has ``keypoints_3d``).
     """
 
     params: torch.Tensor
-    joints2d: torch.Tensor
-    refined_joints2d: torch.Tensor
+    keypoints_2d: torch.Tensor
+    refined_keypoints_2d: torch.Tensor
     projection: Any
 
 
-def normalise_joints2d(joints2d: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
+def normalise_keypoints_2d(
+    keypoints_2d: torch.Tensor, crop_size: int = CROP_SIZE
+) -> torch.Tensor:
     """(B, 21, 2) crop pixels -> (B, 42) in [-1, 1] over the crop's extent."""
-    return ((joints2d + 0.5) * (2.0 / crop_size) - 1.0).flatten(1)
+    return ((keypoints_2d + 0.5) * (2.0 / crop_size) - 1.0).flatten(1)
 
 
-def denormalise_joints2d(normalised: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
-    """Inverse of ``normalise_joints2d``: (B, 42) -> (B, 21, 2) crop pixels."""
+def denormalise_keypoints_2d(
+    normalised: torch.Tensor, crop_size: int = CROP_SIZE
+) -> torch.Tensor:
+    """Inverse of ``normalise_keypoints_2d``: (B, 42) -> (B, 21, 2) crop pixels."""
     return ((normalised + 1.0) * (crop_size / 2.0) - 0.5).reshape(-1, NUM_KEYPOINTS, 2)
 
 
-def encode_skeleton(keypoints3d: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
+def encode_skeleton(keypoints_3d: torch.Tensor, crop_size: int = CROP_SIZE) -> torch.Tensor:
     """(B, 21, 3) crop-camera metres -> (B, 63) refiner input s(X) (see module docstring)."""
-    k = crop_intrinsics(crop_size, dtype=keypoints3d.dtype, device=keypoints3d.device)
-    uv = normalise_joints2d(project(keypoints3d, k), crop_size).reshape(-1, NUM_KEYPOINTS, 2)
-    z = keypoints3d[..., 2]
+    k = crop_intrinsics(crop_size, dtype=keypoints_3d.dtype, device=keypoints_3d.device)
+    uv = normalise_keypoints_2d(project(keypoints_3d, k), crop_size)
+    uv = uv.reshape(-1, NUM_KEYPOINTS, 2)
+    z = keypoints_3d[..., 2]
     z_ref = z[:, MIDDLE_MCP_KEYPOINT : MIDDLE_MCP_KEYPOINT + 1]
     depth = (z - z_ref) * k[0, 0] / (z_ref * (crop_size / 2.0))
     return torch.cat((uv, depth[..., None]), dim=-1).flatten(1)
@@ -112,8 +117,9 @@ class MeshEstimator(nn.Module):
             raise ValueError(f"mean_pose must be ({NUM_POSE},), got {tuple(mean_pose.shape)}")
         self.config = config
         d = config.feature_dim
-        self.regressor = nn.Linear(d + JOINTS2D_DIM + THETA_DIM, THETA_DIM)
-        self.refiner = nn.Linear(d + JOINTS2D_DIM + THETA_DIM + SKELETON_DIM, JOINTS2D_DIM)
+        self.regressor = nn.Linear(d + KEYPOINTS_2D_DIM + THETA_DIM, THETA_DIM)
+        refiner_in = d + KEYPOINTS_2D_DIM + THETA_DIM + SKELETON_DIM
+        self.refiner = nn.Linear(refiner_in, KEYPOINTS_2D_DIM)
         for layer in (self.regressor, self.refiner):
             nn.init.xavier_uniform_(layer.weight, gain=config.init_gain)
             nn.init.zeros_(layer.bias)
@@ -138,36 +144,37 @@ class MeshEstimator(nn.Module):
     def forward(
         self,
         feature: torch.Tensor | None,
-        joints2d: torch.Tensor,
+        keypoints_2d: torch.Tensor,
         project_fn: Callable[[torch.Tensor], SkeletonProjection],
     ) -> tuple[EstimatorStep, ...]:
         """Run the iterations.
 
         Args:
             feature: (B, feature_dim) 2D feature, or None when feature_dim == 0.
-            joints2d: (B, 21, 2) initial 2D joints j_0, crop pixels.
-            project_fn: theta (B, 63) -> object with ``keypoints3d`` (B, 21, 3) crop-camera
+            keypoints_2d: (B, 21, 2) initial 2D joints j_0, crop pixels.
+            project_fn: theta (B, 63) -> object with ``keypoints_3d`` (B, 21, 3) crop-camera
                 metres (the projection operator: hand model + crop camera).
         Returns:
             one ``EstimatorStep`` per iteration.
         """
-        if joints2d.dim() != 3 or joints2d.shape[1:] != (NUM_KEYPOINTS, 2):
-            raise ValueError(f"joints2d must be (B, 21, 2), got {tuple(joints2d.shape)}")
-        batch, crop = joints2d.shape[0], self.config.crop_size
+        if keypoints_2d.dim() != 3 or keypoints_2d.shape[1:] != (NUM_KEYPOINTS, 2):
+            shape = tuple(keypoints_2d.shape)
+            raise ValueError(f"keypoints_2d must be (B, 21, 2), got {shape}")
+        batch, crop = keypoints_2d.shape[0], self.config.crop_size
         f = self._feature(feature, batch)
-        theta = self.initial_params(batch).to(joints2d.dtype)
-        joints = normalise_joints2d(joints2d, crop)
+        theta = self.initial_params(batch).to(keypoints_2d.dtype)
+        joints = normalise_keypoints_2d(keypoints_2d, crop)
         steps = []
         for _ in range(self.config.num_iterations):
             theta = theta + self.regressor(torch.cat((f, joints, theta), dim=1))
             projection = project_fn(theta)
-            skeleton = encode_skeleton(projection.keypoints3d, crop)
+            skeleton = encode_skeleton(projection.keypoints_3d, crop)
             refined = joints + self.refiner(torch.cat((f, joints, theta, skeleton), dim=1))
             steps.append(
                 EstimatorStep(
                     params=theta,
-                    joints2d=denormalise_joints2d(joints, crop),
-                    refined_joints2d=denormalise_joints2d(refined, crop),
+                    keypoints_2d=denormalise_keypoints_2d(joints, crop),
+                    refined_keypoints_2d=denormalise_keypoints_2d(refined, crop),
                     projection=projection,
                 )
             )

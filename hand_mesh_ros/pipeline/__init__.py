@@ -1,7 +1,9 @@
-"""The ROS-free image -> hands pipeline: ``HandMeshEstimator`` (per image) and
-``HandTracker`` (video: tracks and warm starts). Results in ``types.py``."""
+"""The ROS-free image -> hands pipeline: ``HandMeshEstimator`` (the one recipe for a frame)
+and ``HandTracker`` (a stream: tracks, warm starts, continuity). Settings in ``config.py``,
+results in ``types.py``; the flow of a frame: docs/architecture.md."""
 
-from hand_mesh_ros.pipeline.estimator import EstimatorConfig, HandMeshEstimator
+from hand_mesh_ros.pipeline.config import EstimatorConfig, TrackerConfig
+from hand_mesh_ros.pipeline.estimator import HandMeshEstimator
 from hand_mesh_ros.pipeline.tracker import HandTracker
 from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
 
@@ -12,4 +14,5 @@ __all__ = [
     "HandEstimate",
     "HandMeshEstimator",
     "HandTracker",
+    "TrackerConfig",
 ]

@@ -1,16 +1,13 @@
-"""Images in, metric 3D hand meshes out: detection, DHPE regression, placement, refinement.
+"""Images in, metric 3D hand meshes out: the one recipe for a frame.
 
 Per hand: mediapipe finds the hand and its 21 2D keypoints (``detect/``); the DHPE mesh
 estimator fed by those keypoints (``nets/keypoint_regressor.py``, trained on synthetic hands)
 regresses the finger articulation in the paper's 224 px crop; the hand is placed in the camera
 by PnP with the real intrinsics and the model's metric size (``fitting/init.py``); test-time
 refinement (Eq. 13) then fits pose, shape, rotation and position to the keypoints and the
-self-rendered silhouette (``fitting/refine.py``).
-
-Left hands are processed as right hands in the mirrored image (u -> W - 1 - u, cx -> W - 1 -
-cx) with the right model the regressor was trained for, and mirrored back: the left model with
-pose (a, -b, -c) per joint, orientation M R M and translation M t (M = diag(-1, 1, 1)) gives
-exactly the mirrored mesh. ``HandEstimate`` holds the left model's parameters.
+self-rendered silhouette (``fitting/refine.py``). A hand with a warm start (its previous
+estimate, from ``HandTracker``) skips regression and placement and is refined from it.
+Left hands are fitted in the mirrored image (``processing_frame.py``).
 
 Metric scale: from 2D evidence alone, a hand's size and its distance are tied. The estimate
 takes the size from the shape (the shape prior keeps it near the mean adult hand, ~19 cm
@@ -20,177 +17,188 @@ wrist to middle tip), so its depth error is about the hand's size deviation from
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from hand_mesh_ros.detect import Detection2D, MediapipeConfig, MediapipeHandDetector
+from hand_mesh_ros.devices import resolve_device
 from hand_mesh_ros.fitting import RefineConfig, align_to_keypoints, hand_roi, refine
 from hand_mesh_ros.hand_params import HandParams
-from hand_mesh_ros.handmodel.mirror import mirror_axis_angle
 from hand_mesh_ros.handmodel.model import load_hand_model
 from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.nets.keypoint_regressor import load_keypoint_regressor
+from hand_mesh_ros.pipeline.config import EstimatorConfig
+from hand_mesh_ros.pipeline.processing_frame import (
+    HandBatch,
+    estimates_from_fit,
+    params_from_estimates,
+    prepare_batch,
+)
 from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
-
-LOG = logging.getLogger(__name__)
-DEVICES = ("auto", "cpu", "cuda")
-MIRROR = np.array([-1.0, 1.0, 1.0])  # x-mirror of the camera frame
+from hand_mesh_ros.settings import settings_of
 
 
-@dataclass(frozen=True, kw_only=True)
-class EstimatorConfig:
-    device: str = "auto"  # auto|cpu|cuda; auto = cuda when available
-    max_hands: int = 2
-    mirrored_input: bool = False  # True for selfie (mirrored) images: mediapipe's convention
-    min_detection_confidence: float = 0.3
-    refine_iterations: int = 50  # cold start (the paper's count; early stop applies)
-    warm_iterations: int = 10  # tracked hands, warm-started from the previous frame
-    horizontal_fov_deg: float = 60.0  # used when no intrinsics are given
-    max_missed_frames: int = 3  # a track unseen for longer is dropped (HandTracker)
-    # trained weights of the paper's 2D evidence estimator (ResNet + CPM); when given, its
-    # heatmap keypoints replace mediapipe's (mediapipe still finds the hands). "" = none.
-    evidence_weights: str = ""
-    # weight of the detector's 3D landmarks (mediapipe's "world" skeleton) in refinement:
-    # they constrain finger articulation where 2D keypoints are ambiguous (0 = unused)
-    skeleton_weight: float = 0.1
-    # tracked hands: weight of staying near the previous frame's fit (damps detector jitter)
-    temporal_weight: float = 100.0
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """The 2D hands found in one image and what finding them cost."""
 
-    def __post_init__(self) -> None:
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if not 1 <= self.max_hands <= 8:
-            raise ValueError(f"max_hands must be in [1, 8], got {self.max_hands}")
-        if self.refine_iterations < 0 or self.warm_iterations < 0:
-            raise ValueError("refinement iteration counts must be >= 0")
-        if not 10.0 <= self.horizontal_fov_deg <= 170.0:
-            raise ValueError(
-                f"horizontal_fov_deg must be in [10, 170], got {self.horizontal_fov_deg}"
-            )
+    hands: tuple[Detection2D, ...]
+    elapsed_ms: float
+
+    def with_sides(self, sides: Sequence[str]) -> Detections:
+        """The same detections processed as the given sides (a track's vote overrides the
+        detector's flickering label)."""
+        hands = tuple(replace(d, side=s) for d, s in zip(self.hands, sides, strict=True))
+        return replace(self, hands=hands)
 
 
-def load_params_file(path: str | Path, *, ignore: Iterable[str] = ()) -> EstimatorConfig:
-    """EstimatorConfig from a ROS 2 parameter file (``config/estimator.yaml`` layout:
-    ``<node or /**>: ros__parameters: {...}``); unknown keys are rejected except those named in
-    ``ignore`` (e.g. the ROS node's own options, ``ros.config.NodeConfig``)."""
-    import yaml
-
-    with open(path) as f:
-        document = yaml.safe_load(f) or {}
-    params = {}
-    for section in document.values():
-        if isinstance(section, dict):
-            params.update(section.get("ros__parameters", {}))
-    known = {f.name for f in fields(EstimatorConfig)}
-    unknown = sorted(set(params) - known - set(ignore))
-    if unknown:
-        raise ValueError(f"{path}: unknown estimator parameters {unknown}; known: {sorted(known)}")
-    return EstimatorConfig(**{k: v for k, v in params.items() if k in known})
+DETECTOR_SETTINGS = ("max_hands", "mirrored_input", "min_detection_confidence")
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available; 'cuda' without CUDA falls back to the CPU with a warning."""
-    if name == "cuda" and not torch.cuda.is_available():
-        LOG.warning("device 'cuda' requested but CUDA is not available: using the CPU")
-        return torch.device("cpu")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def _mediapipe_detector(config: EstimatorConfig) -> MediapipeHandDetector:
+    return MediapipeHandDetector(
+        MediapipeConfig(
+            max_hands=config.max_hands,
+            mirrored_input=config.mirrored_input,
+            min_detection_confidence=config.min_detection_confidence,
+        )
+    )
 
 
-@dataclass(frozen=True)
-class HandBatch:
-    """Detections prepared for fitting in the right-hand processing frame (B hands)."""
+class _StageClock:
+    """Accumulates per-stage milliseconds (a stage may run once per group of hands)."""
 
-    detections: tuple[Detection2D, ...]
-    keypoints: torch.Tensor  # (B,21,2) pixels, mirrored for left hands
-    weights: torch.Tensor  # (B,21) keypoint confidences
-    K: torch.Tensor  # (B,3,3) intrinsics, mirrored principal point for left hands
-    left: torch.Tensor  # (B,) bool
-    skeleton3d: torch.Tensor | None  # (B,21,3) detector's 3D landmarks (any frame), or None
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = self.ms.get(stage, 0.0) + (now - self._last) * 1e3
+        self._last = now
 
 
 class HandMeshEstimator:
-    """Stateless per-image estimator; ``HandTracker`` adds tracks and warm starts for video."""
+    """Runs every stage of a frame: detect, prepare, cold start or warm start, refine, finish.
+    Stateless between frames: continuity (tracks, warm starts) is ``HandTracker``'s."""
 
     def __init__(self, config: EstimatorConfig | None = None, *, detector=None) -> None:
         self.config = config or EstimatorConfig()
         self.device = resolve_device(self.config.device)
-        self.detector = detector or MediapipeHandDetector(
-            MediapipeConfig(
-                max_hands=self.config.max_hands,
-                mirrored_input=self.config.mirrored_input,
-                min_detection_confidence=self.config.min_detection_confidence,
-            )
-        )
+        self._own_detector = detector is None
+        self.detector = detector or _mediapipe_detector(self.config)
         self.model = load_hand_model("right", device=self.device)
         self.prior = PosePrior.from_model(self.model).to(self.device)
         self.regressor = load_keypoint_regressor(device=self.device)
         self.faces = self.model.faces.cpu().numpy()
         self.evidence = None
         if self.config.evidence_weights:
-            from hand_mesh_ros.detect.dhpe_evidence import DHPEEvidence
+            from hand_mesh_ros.detect.dhpe_evidence import DHPEEvidence  # optional, heavy
 
             self.evidence = DHPEEvidence(self.config.evidence_weights, device=self.device)
-
-    def detect(self, image: np.ndarray) -> list[Detection2D]:
-        """Hands and their 2D keypoints (mediapipe, or the DHPE evidence estimator)."""
-        detections = self.detector.detect(image)[: self.config.max_hands]
-        if self.evidence is not None and detections:
-            detections = self.evidence.refine_detections(image, detections)
-        return detections
 
     def close(self) -> None:
         if hasattr(self.detector, "close"):
             self.detector.close()
 
-    def camera_for(self, image: np.ndarray, camera: CameraIntrinsics | None) -> CameraIntrinsics:
-        h, w = image.shape[:2]
-        return camera or CameraIntrinsics.assumed_for(w, h, self.config.horizontal_fov_deg)
+    def reconfigure(self, config: EstimatorConfig) -> None:
+        """Take new settings between frames. Only ``live`` settings may change (the device and
+        the weights are loaded at construction: ValueError); the detector's settings rebuild
+        the mediapipe detector."""
+        fixed = [
+            name
+            for name, (_, spec) in settings_of(config).items()
+            if not spec.live and getattr(config, name) != getattr(self.config, name)
+        ]
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} cannot change after construction")
+        changed = any(getattr(config, n) != getattr(self.config, n) for n in DETECTOR_SETTINGS)
+        if changed and self._own_detector:
+            self.detector.close()
+            self.detector = _mediapipe_detector(config)
+        self.config = config
 
-    def prepare(self, detections, camera: CameraIntrinsics, width: int) -> HandBatch:
-        """Stack detections; mirror left hands into the right-hand processing frame."""
-        kp = torch.tensor(np.stack([d.keypoints for d in detections]), dtype=torch.float32)
-        weights = torch.tensor(np.stack([d.confidence for d in detections]), dtype=torch.float32)
-        left = torch.tensor([d.side == "left" for d in detections])
-        kp[left, :, 0] = (width - 1) - kp[left, :, 0]
-        K = camera.matrix().expand(len(detections), 3, 3).clone()
-        K[left, 0, 2] = (width - 1) - camera.cx
-        weights = weights.clamp_min(1e-3)  # confidences are weights, never all zero
-        worlds = [d.world_keypoints for d in detections]
-        skeleton = None
-        if all(w is not None for w in worlds):
-            skeleton = torch.tensor(np.stack(worlds), dtype=torch.float32, device=self.device)
-        return HandBatch(
-            tuple(detections),
-            kp.to(self.device),
-            weights.to(self.device),
-            K.to(self.device),
-            left,
-            skeleton,
-        )
-
-    def cold_start(self, batch: HandBatch) -> tuple[HandParams, dict[str, float]]:
-        """Regression (DHPE mesh estimator on the keypoints) then PnP placement."""
+    def detect(self, image: np.ndarray) -> Detections:
+        """Hands and their 2D keypoints (mediapipe, or the DHPE evidence estimator)."""
         t0 = time.perf_counter()
+        found = self.detector.detect(image)[: self.config.max_hands]
+        if self.evidence is not None and found:
+            found = self.evidence.refine_detections(image, found)
+        return Detections(tuple(found), (time.perf_counter() - t0) * 1e3)
+
+    def estimate(
+        self,
+        image: np.ndarray,
+        camera: CameraIntrinsics | None = None,
+        *,
+        detections: Detections | None = None,
+        warm: Sequence[HandEstimate | None] | None = None,
+    ) -> FrameResult:
+        """All hands of one RGB uint8 image (H,W,3).
+
+        detections: this image's ``detect`` result (detected here when None).
+        warm: per detection, that hand's previous estimate to refine from, or None for a cold
+            start; all cold when None.
+        Returns the valid hands in detection order with ``track_id`` = detection index;
+        ``FrameResult.invalid`` lists the detections whose fit was dropped.
+        """
+        t0 = time.perf_counter()
+        h, w = image.shape[:2]
+        camera = camera or CameraIntrinsics.assumed_for(w, h, self.config.horizontal_fov_deg)
+        detections = detections if detections is not None else self.detect(image)
+        found = detections.hands
+        warm = list(warm) if warm is not None else [None] * len(found)
+        if len(warm) != len(found):
+            raise ValueError(f"{len(warm)} warm starts for {len(found)} detections")
+        clock = _StageClock()
+        by_index: dict[int, HandEstimate | None] = {}
+        for is_warm in (True, False):  # warm hands first, then cold (each group one batch)
+            group = [i for i in range(len(found)) if (warm[i] is not None) == is_warm]
+            if group:
+                hands = self._fit_group(image, camera, [found[i] for i in group],
+                                        [warm[i] for i in group] if is_warm else None, clock)
+                by_index.update(zip(group, hands, strict=True))
+        valid = tuple(
+            replace(by_index[i], track_id=i) for i in range(len(found)) if by_index[i] is not None
+        )
+        invalid = tuple(i for i in range(len(found)) if by_index[i] is None)
+        timings = {"detect": detections.elapsed_ms, **clock.ms}
+        timings["total"] = detections.elapsed_ms + (time.perf_counter() - t0) * 1e3
+        return FrameResult(w, h, camera, valid, timings, invalid)
+
+    def _fit_group(self, image, camera, found, warm, clock: _StageClock):
+        """Fit one group of hands (all warm or all cold) as one batch."""
+        batch = prepare_batch(found, camera, image.shape[1], self.device)
+        clock.lap("prepare")
+        if warm is not None:
+            init = params_from_estimates(warm, self.device)
+            iterations = self.config.warm_iterations
+        else:
+            init = self._cold_start(batch, clock)
+            iterations = self.config.refine_iterations
+        result = self._refine(batch, init, iterations, warm=warm is not None)
+        clock.lap("refine")
+        hands = estimates_from_fit(self.model, batch, result, camera, self.faces)
+        clock.lap("finish")
+        return hands
+
+    def _cold_start(self, batch: HandBatch, clock: _StageClock) -> HandParams:
+        """Regression (DHPE mesh estimator on the keypoints) then PnP placement."""
         roi = hand_roi(batch.keypoints, self.regressor.config.crop_size, batch.weights)
         with torch.no_grad():
             theta = self.regressor(roi.to_roi_pixels(batch.keypoints), batch.weights)
-        pose = theta[:, :45]
-        t1 = time.perf_counter()
+        clock.lap("regress")
         init = align_to_keypoints(
-            self.model, batch.keypoints, batch.K, pose=pose, weights=batch.weights
+            self.model, batch.keypoints, batch.K, pose=theta[:, :45], weights=batch.weights
         )
-        t2 = time.perf_counter()
-        return init, {"regress": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3}
+        clock.lap("align")
+        return init
 
-    def fit(self, batch: HandBatch, init: HandParams, iterations: int, *, warm: bool):
+    def _refine(self, batch: HandBatch, init: HandParams, iterations: int, *, warm: bool):
         """Test-time refinement. Warm starts keep the track's shape (a person's hand does not
         change) and skip the self-rendered silhouette, which would anchor the hand to the
         previous frame's."""
@@ -211,76 +219,3 @@ class HandMeshEstimator:
             config=config,
             skeleton3d=batch.skeleton3d,
         )
-
-    def finish(self, batch: HandBatch, result, track_ids, camera: CameraIntrinsics):
-        """Camera-frame outputs per hand, mirrored back for left hands; non-finite dropped."""
-        with torch.no_grad():
-            out = self.model(**result.params.as_kwargs())
-        verts = out.vertices.double().cpu().numpy()
-        kps = out.keypoints.double().cpu().numpy()
-        p = result.params
-        pose, shape = p.pose.double().cpu().numpy(), p.shape.double().cpu().numpy()
-        orient, transl = p.global_orient.double().cpu().numpy(), p.transl.double().cpu().numpy()
-        focal = np.array([camera.fx, camera.fy])
-        centre = np.array([camera.cx, camera.cy])
-        hands = []
-        for i, det in enumerate(batch.detections):
-            left = bool(batch.left[i])
-            m = MIRROR if left else np.ones(3)
-            vertices, keypoints = verts[i] * m, kps[i] * m
-            if left:
-                pose_i, orient_i = mirror_axis_angle(pose[i]), mirror_axis_angle(orient[i])
-            else:
-                pose_i, orient_i = pose[i], orient[i]
-            values = (vertices, keypoints, pose_i, shape[i], orient_i, transl[i])
-            if not all(np.isfinite(v).all() for v in values) or (keypoints[:, 2] <= 0).any():
-                LOG.warning("dropping a %s hand: the fit produced invalid values", det.side)
-                continue
-            hands.append(
-                HandEstimate(
-                    side=det.side,
-                    score=float(det.score),
-                    track_id=int(track_ids[i]),
-                    keypoints_2d=keypoints[:, :2] / keypoints[:, 2:3] * focal + centre,
-                    detected_keypoints_2d=np.asarray(det.keypoints, dtype=np.float64),
-                    keypoints_3d=keypoints,
-                    pose=pose_i,
-                    shape=shape[i],
-                    global_orient=orient_i,
-                    transl=transl[i] * m,
-                    vertices=vertices,
-                    faces=self.faces,
-                    model_name=self.model.name,  # mirroring keeps the model (and its name)
-                    refine_iterations=int(result.iterations),
-                    refine_loss=float(result.final_loss[i]),
-                    keypoint_error_px=float(result.keypoint_error_px[i]),
-                )
-            )
-        return hands
-
-    def estimate(self, image: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
-        """All hands of one RGB uint8 image (H,W,3), each cold-started."""
-        t0 = time.perf_counter()
-        camera = self.camera_for(image, camera)
-        detections = self.detect(image)
-        timings = {"detect": (time.perf_counter() - t0) * 1e3}
-        hands: list[HandEstimate] = []
-        if detections:
-            batch = self.prepare(detections, camera, image.shape[1])
-            init, stage_ms = self.cold_start(batch)
-            t1 = time.perf_counter()
-            result = self.fit(batch, init, self.config.refine_iterations, warm=False)
-            timings.update(stage_ms, refine=(time.perf_counter() - t1) * 1e3)
-            hands = self.finish(batch, result, list(range(len(detections))), camera)
-        timings["total"] = (time.perf_counter() - t0) * 1e3
-        h, w = image.shape[:2]
-        return FrameResult(w, h, camera, tuple(hands), timings)
-
-
-def __getattr__(name: str):
-    # HandTracker lives in tracker.py (which imports this module); re-exported lazily
-    if name == "HandTracker":
-        from hand_mesh_ros.pipeline.tracker import HandTracker
-
-        return HandTracker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,25 +1,31 @@
-"""Hand tracks over a video: identity, side, and warm-started refinement.
+"""Hand tracks over a stream: identity, side, warm starts, and every rule of continuity.
 
-Each track keeps its last fitted parameters (in the right-hand processing frame, see
-``estimator.py``) and the last keypoints. A new frame's detections are matched to tracks by
-the mean distance between keypoints, relative to the track's hand size -- not by side:
-mediapipe's handedness label flickers from frame to frame on some views. A track owns its side,
-the score-weighted vote of its detections' labels; a matched hand is processed with the
-track's side and refined from its parameters with ``warm_iterations``. When the vote changes
-side, the hand is cold-started as the other side (same id). An unmatched detection is
-cold-started and opens a new track; a track unseen for more than ``max_missed_frames`` frames
-is dropped (its next detection starts cold with a new id).
+Each track keeps its hand's last estimate and detected keypoints. A new frame's detections are
+matched to tracks by the mean distance between keypoints, relative to the track's hand size --
+not by side: mediapipe's handedness label flickers from frame to frame on some views. A track
+owns its side, the score-weighted vote of its detections' labels; a matched hand is processed
+with the track's side and refined from its last estimate. When the vote changes side, the hand
+is cold-started as the other side (same id). An unmatched detection is cold-started and opens
+a new track.
+
+Continuity rules (``TrackerConfig``), all here so that the node, the CLI's video mode, the
+demo and the benchmarks share them:
+- a track unseen for more than ``max_missed_frames`` frames ends;
+- every track ends when the stream jumps: a stamp gap over ``track_timeout_s``, a stamp going
+  backwards (a bag restarting), or a new image size;
+- a hand whose fit was invalid ends its track; a result the caller rejects
+  (``reject_last``) ends every track.
+A hand whose track ended is cold-started with a new id when it is seen again.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hand_mesh_ros.hand_params import HandParams
-from hand_mesh_ros.pipeline.estimator import HandBatch, HandMeshEstimator
+from hand_mesh_ros.pipeline.config import TrackerConfig
+from hand_mesh_ros.pipeline.estimator import HandMeshEstimator
 from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
 
 MAX_MATCH_DISTANCE = 0.5  # mean keypoint distance / hand box diagonal above which no match
@@ -30,8 +36,8 @@ SIDE_SWITCH_RATIO = 1.5  # a track changes side when the other side's votes outw
 class Track:
     track_id: int
     side: str
-    params: HandParams  # batch of one, processing frame
     keypoints: np.ndarray  # (21,2) last detected keypoints, image pixels
+    estimate: HandEstimate | None = None  # last valid estimate: the warm start
     missed: int = 0
     votes: dict[str, float] = field(default_factory=lambda: {"left": 0.0, "right": 0.0})
 
@@ -65,73 +71,80 @@ def match_tracks(tracks: list[Track], detections) -> dict[int, int]:
 
 
 class HandTracker:
-    """Stateful video front of ``HandMeshEstimator``: stable track ids and warm starts."""
+    """Stateful video front of ``HandMeshEstimator``: detects, matches detections to tracks,
+    calls the estimator once with the tracks' warm starts, and updates the tracks."""
 
-    def __init__(self, estimator: HandMeshEstimator) -> None:
+    def __init__(self, estimator: HandMeshEstimator, config: TrackerConfig | None = None) -> None:
         self.estimator = estimator
+        self.config = config or TrackerConfig()
         self.tracks: list[Track] = []
         self._next_id = 0
+        self._last_frame: tuple[float | None, tuple[int, int]] | None = None  # stamp, (h, w)
 
     def reset(self) -> None:
+        """End every track (the next frame starts cold)."""
         self.tracks.clear()
 
-    def update(self, image: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
-        est, cfg = self.estimator, self.estimator.config
-        t0 = time.perf_counter()
-        camera = est.camera_for(image, camera)
-        detections = est.detect(image)
-        timings = {"detect": (time.perf_counter() - t0) * 1e3}
-        matched = match_tracks(self.tracks, detections)
-        warm, cold, relabel = [], [], {}
-        for i, det in enumerate(detections):
-            if i not in matched:
-                cold.append(i)
-                continue
-            track = self.tracks[matched[i]]
-            flipped = track.vote(det.side, det.score)
-            detections[i] = replace(det, side=track.side)
-            (cold if flipped else warm).append(i)
-            if flipped:
-                relabel[i] = matched[i]
-        hands: list[HandEstimate] = []
-        for indices, is_warm in ((warm, True), (cold, False)):
-            if indices:
-                tracks = [matched.get(i) if is_warm else relabel.get(i) for i in indices]
-                hands += self._run(
-                    image, camera, [detections[i] for i in indices], tracks, is_warm, timings
-                )
-        seen = set(matched.values())
-        for ti, track in enumerate(self.tracks):
-            track.missed = 0 if ti in seen else track.missed + 1
-        self.tracks = [t for t in self.tracks if t.missed <= cfg.max_missed_frames]
-        timings["total"] = (time.perf_counter() - t0) * 1e3
-        hands.sort(key=lambda h: h.track_id)
-        return FrameResult(image.shape[1], image.shape[0], camera, tuple(hands), timings)
+    def reject_last(self) -> None:
+        """The caller could not use the last result (e.g. its messages failed to build): end
+        every track rather than warm-start from it."""
+        self.reset()
 
-    def _run(self, image, camera, detections, track_indices, warm: bool, timings) -> list:
-        est = self.estimator
-        batch: HandBatch = est.prepare(detections, camera, image.shape[1])
-        if warm:
-            init = HandParams.cat([self.tracks[ti].params for ti in track_indices])
-            iterations = est.config.warm_iterations
-        else:
-            init, stage_ms = est.cold_start(batch)
-            for key, value in stage_ms.items():
-                timings[key] = timings.get(key, 0.0) + value
-            iterations = est.config.refine_iterations
-        t0 = time.perf_counter()
-        result = est.fit(batch, init, iterations, warm=warm)
-        timings["refine"] = timings.get("refine", 0.0) + (time.perf_counter() - t0) * 1e3
-        ids = []
-        for k, det in enumerate(detections):
-            params = result.params.select(k)
-            if track_indices[k] is not None:  # warm, or a known track whose side flipped
-                track = self.tracks[track_indices[k]]
-                track.params, track.keypoints = params, det.keypoints
-            else:
-                track = Track(self._next_id, det.side, params, det.keypoints)
-                track.vote(det.side, det.score)
-                self._next_id += 1
-                self.tracks.append(track)
-            ids.append(track.track_id)
-        return est.finish(batch, result, ids, camera)
+    def update(
+        self,
+        image: np.ndarray,
+        camera: CameraIntrinsics | None = None,
+        *,
+        stamp: float | None = None,
+    ) -> FrameResult:
+        """All hands of the next frame of the stream. stamp: its capture time in seconds
+        (e.g. the image header's); None when unknown (only missed frames then end tracks)."""
+        self._apply_stream_rules(stamp, image.shape[:2])
+        detections = self.estimator.detect(image)
+        matched = match_tracks(self.tracks, detections.hands)
+        sides, warm, owner = [], [], []
+        for i, det in enumerate(detections.hands):
+            track = self.tracks[matched[i]] if i in matched else None
+            flipped = track is not None and track.vote(det.side, det.score)
+            sides.append(track.side if track is not None else det.side)
+            warm.append(None if track is None or flipped else track.estimate)
+            owner.append(track)
+        result = self.estimator.estimate(
+            image, camera, detections=detections.with_sides(sides), warm=warm
+        )
+        hands = [self._record(hand, owner[hand.track_id], detections.hands[hand.track_id])
+                 for hand in result.hands]
+        ended = {id(owner[i]) for i in result.invalid if owner[i] is not None}
+        seen = {id(owner[i]) for i in matched}
+        for track in self.tracks:
+            track.missed = 0 if id(track) in seen else track.missed + 1
+        self.tracks = [
+            t for t in self.tracks
+            if t.missed <= self.config.max_missed_frames and id(t) not in ended
+        ]
+        hands.sort(key=lambda h: h.track_id)
+        return replace(result, hands=tuple(hands))
+
+    def _record(self, hand: HandEstimate, track: Track | None, det) -> HandEstimate:
+        """Store a valid estimate on its track (a new track for a new hand); the estimate with
+        the track's id."""
+        if track is None:
+            track = Track(self._next_id, hand.side, det.keypoints)
+            track.vote(det.side, det.score)
+            self._next_id += 1
+            self.tracks.append(track)
+        track.estimate, track.keypoints = hand, det.keypoints
+        return replace(hand, track_id=track.track_id)
+
+    def _apply_stream_rules(self, stamp: float | None, size: tuple[int, int]) -> None:
+        """End every track when the stream jumps (see the module docstring)."""
+        last, self._last_frame = self._last_frame, (stamp, size)
+        if last is None:
+            return
+        last_stamp, last_size = last
+        jumped = size != last_size
+        if stamp is not None and last_stamp is not None:
+            gap_s = stamp - last_stamp
+            jumped = jumped or gap_s < 0 or gap_s > self.config.track_timeout_s
+        if jumped:
+            self.reset()

@@ -41,6 +41,16 @@ class CameraIntrinsics:
         focal = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
         return CameraIntrinsics(focal, focal, (width - 1) / 2.0, (height - 1) / 2.0, True)
 
+    @staticmethod
+    def from_matrix(K, *, assumed: bool = False) -> CameraIntrinsics:
+        """From a (3,3) K (numpy, torch or nested lists); zero skew is assumed (K[0,1] ignored)."""
+        k = np.asarray(K.tolist() if isinstance(K, torch.Tensor) else K, dtype=np.float64)
+        if k.shape != (3, 3):
+            raise ValueError(f"K must be 3x3, got shape {k.shape}")
+        return CameraIntrinsics(
+            float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), assumed
+        )
+
     def matrix(self, *, dtype=torch.float32, device=None) -> torch.Tensor:
         """(3,3) K."""
         return torch.tensor(
@@ -85,10 +95,16 @@ class HandEstimate:
 
 @dataclass(frozen=True, eq=False)
 class FrameResult:
-    """All hands of one image. timings_ms: per stage (detect, regress, align, refine, total)."""
+    """All hands of one image.
+
+    timings_ms: milliseconds per stage (detect, prepare, regress, align, refine, finish,
+        total); a stage that ran for two groups of hands (tracked, new) holds their sum.
+    invalid: indices of the detections whose fit was dropped (non-finite values).
+    """
 
     width: int
     height: int
     camera: CameraIntrinsics
     hands: tuple[HandEstimate, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    invalid: tuple[int, ...] = ()

@@ -2,16 +2,22 @@
 
 Plain PyTorch, batched, CPU and CUDA, memory bounded by enumerating (face, pixel) candidate
 pairs in chunks (``pairs.py``); an optional pytorch3d backend serves the same functions.
-Method, costs and measured timings: ``docs/renderer.md``.
+Method, module layout, costs and measured timings: ``docs/renderer.md``.
 
     render_silhouette(vertices, faces, K, image_size, sigma=1.0) -> (B, H, W) in [0, 1]
     rasterize(vertices, faces, K, image_size, *, vertex_colors=None) -> RasterResult
     pair_stats(vertices, faces, K, image_size, *, sigma=None) -> PairStats
+
+Layout (each module imports only those below it): ``front`` (the two functions, backend
+choice) -> backends ``soft`` (torch silhouette), ``hard`` (torch z-buffer),
+``pytorch3d_backend`` -> low modules ``backends`` (names, choice rule), ``result``
+(RasterResult, colors, assembly), ``geometry`` (cross2, front_facing), ``pairs`` (screen
+faces, candidate pairs, validation).
 """
 
-from hand_mesh_ros.render.hard import RasterResult, rasterize
+from hand_mesh_ros.render.front import DEFAULT_SIGMA, rasterize, render_silhouette
 from hand_mesh_ros.render.pairs import NEAR_PLANE, PairStats, pair_stats
-from hand_mesh_ros.render.soft import DEFAULT_SIGMA, render_silhouette
+from hand_mesh_ros.render.result import RasterResult
 
 __all__ = [
     "DEFAULT_SIGMA",

@@ -1,6 +1,6 @@
 """Screen-space faces and their (face, pixel) candidate pairs, enumerated in bounded chunks.
 
-Both rasterizers (``soft.py``, ``hard.py``) work on candidate pairs instead of a dense
+Both torch rasterizers (``soft.py``, ``hard.py``) work on candidate pairs instead of a dense
 pixels x faces grid: each face contributes the pixels whose centres lie in its projected
 bounding box (widened by a margin for the soft rasterizer, clipped to the image). The pairs
 are never materialised all at once: ``iter_pair_chunks`` walks the global pair index range in
@@ -115,13 +115,12 @@ def check_image_size(image_size) -> tuple[int, int]:
     return int(image_size[0]), int(image_size[1])
 
 
-def screen_faces(
+def check_inputs(
     vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, image_size
-) -> ScreenFaces:
-    """Project a batch of meshes and gather per-face screen triangles.
+) -> tuple[int, int]:
+    """Validate a render's arguments (every backend) and return ``(H, W)``.
 
-    vertices: (B, V, 3) metres, OpenCV camera frame; faces: (F, 3) long;
-    K: (3, 3) or (B, 3, 3) pixels; image_size: (H, W).
+    vertices: (B, V, 3); faces: (F, 3) integer; K: (3, 3) or (B, 3, 3); image_size: (H, W).
     """
     height, width = check_image_size(image_size)
     if vertices.dim() != 3 or vertices.shape[-1] != 3:
@@ -130,6 +129,18 @@ def screen_faces(
         raise ValueError(f"faces must be (F, 3) integer, got {tuple(faces.shape)} {faces.dtype}")
     if K.shape[-2:] != (3, 3) or K.dim() not in (2, 3):
         raise ValueError(f"K must be (3, 3) or (B, 3, 3), got {tuple(K.shape)}")
+    return height, width
+
+
+def screen_faces(
+    vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, image_size
+) -> ScreenFaces:
+    """Project a batch of meshes and gather per-face screen triangles.
+
+    vertices: (B, V, 3) metres, OpenCV camera frame; faces: (F, 3) long;
+    K: (3, 3) or (B, 3, 3) pixels; image_size: (H, W).
+    """
+    height, width = check_inputs(vertices, faces, K, image_size)
     faces = faces.to(device=vertices.device, dtype=torch.long)
     batch, num_faces = vertices.shape[0], faces.shape[0]
     uv = project(vertices, K.to(device=vertices.device))

@@ -1,4 +1,4 @@
-"""Soft silhouette rasterizer (SoftRas-style), plain PyTorch, memory bounded.
+"""Torch backend of ``render_silhouette``: a SoftRas-style soft silhouette, memory bounded.
 
 Method (Liu et al. 2019, "Soft Rasterizer", ICCV, Eqs. for the silhouette): every face j
 covers pixel p with probability
@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from hand_mesh_ros.render.geometry import front_facing
 from hand_mesh_ros.render.pairs import (
-    DEFAULT_MAX_PAIRS,
     CandidateBoxes,
     candidate_boxes,
     iter_pair_chunks,
@@ -41,23 +41,7 @@ from hand_mesh_ros.render.pairs import (
     soft_margin,
 )
 
-DEFAULT_SIGMA = 1.0  # px^2, soft edge width for fitting at 64-224 px
 MIN_EDGE_LENGTH2 = 1e-12  # px^2; guards the projection onto zero-length (degenerate) edges
-
-
-def cross2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """z of the 2D cross product a x b over the last axis (size 2)."""
-    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
-
-
-def front_facing(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """(B, F) bool: the face's outward normal points towards the camera centre.
-
-    vertices: (B, V, 3) camera frame; faces (F, 3) counter-clockwise seen from outside.
-    """
-    tri = vertices[:, faces]  # (B, F, 3, 3)
-    normal = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
-    return (normal * tri[:, :, 0]).sum(-1) < 0
 
 
 @dataclass(frozen=True)
@@ -184,45 +168,22 @@ class _LogBackground(torch.autograd.Function):
         return ctx.plan.backward(tri_uv.detach(), grad_out.contiguous()), None
 
 
-def render_silhouette(
+def silhouette_torch(
     vertices: torch.Tensor,
     faces: torch.Tensor,
     K: torch.Tensor,
     image_size,
-    sigma: float = DEFAULT_SIGMA,
+    sigma: float,
     *,
-    backend: str = "auto",
-    max_pairs: int = DEFAULT_MAX_PAIRS,
-    cull_backfaces: bool = False,
+    max_pairs: int,
+    cull_backfaces: bool,
 ) -> torch.Tensor:
-    """Soft silhouette of a batch of meshes, differentiable w.r.t. the vertices.
+    """(B, V, 3) vertices -> (B, H, W) soft silhouette in [0, 1]; the contract of
+    ``front.render_silhouette`` (arguments validated in ``pairs.check_inputs``).
 
-    Args:
-        vertices: (B, V, 3) metres, OpenCV camera frame (x right, y down, z forward).
-        faces: (F, 3) long vertex indices; winding does not matter (back faces count).
-        K: (3, 3) or (B, 3, 3) pinhole intrinsics in pixels (``camera.project``).
-        image_size: (H, W) pixels; pixel (r, c) has its centre at u = c, v = r.
-        sigma: soft edge width in px^2 (see the module docstring); must be > 0.
-        backend: "auto" (torch, or pytorch3d when importable and on CUDA), "torch",
-            "pytorch3d".
-        max_pairs: (face, pixel) pairs evaluated per chunk (torch backend); bounds memory.
-        cull_backfaces: skip faces turned away from the camera (torch backend). Only for
-            closed meshes with outward normals (faces counter-clockwise seen from outside,
-            as the hand models): their front faces alone cover the silhouette, so the
-            result is the same up to the soft edge of contour faces, at about half the cost.
-
-    Returns:
-        (B, H, W) silhouette in [0, 1], dtype of ``vertices``. Faces with a vertex at
-        z <= ``pairs.NEAR_PLANE`` are culled (contribute nothing).
+    cull_backfaces: drop faces turned away from the camera (``geometry.front_facing``)
+    before enumerating pairs; only for closed, outward-oriented meshes.
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0 (px^2), got {sigma}")
-    from hand_mesh_ros.render.pytorch3d_backend import resolve_backend
-
-    if resolve_backend(backend, vertices.device) == "pytorch3d":
-        from hand_mesh_ros.render.pytorch3d_backend import silhouette_pytorch3d
-
-        return silhouette_pytorch3d(vertices, faces, K, image_size, sigma)
     screen = screen_faces(vertices, faces, K, image_size)
     if cull_backfaces:
         front = front_facing(vertices.detach(), faces).reshape(-1)

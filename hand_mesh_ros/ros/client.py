@@ -20,16 +20,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from hand_mesh_ros.msg import HandJointsArray, HandManoArray, HandMeshArray
 from hand_mesh_ros.ros.config import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_IMAGE_TOPIC
 from hand_mesh_ros.ros.image_bridge import rgb8_to_image_msg
-
-OUTPUT_TOPICS = {
-    "joints": ("hand/joints", HandJointsArray),
-    "mano": ("hand/mano", HandManoArray),
-    "mesh": ("hand/mesh", MarkerArray),
-    "mesh_indexed": ("hand/mesh_indexed", HandMeshArray),
-}
+from hand_mesh_ros.ros.topics import CLIENT_OUTPUTS, OUTPUTS
 
 
 def stamp_key(header: Header) -> int:
@@ -86,7 +79,7 @@ class EstimatorClient(Node):
         name: str = "hand_mesh_camera",
         namespace: str = "",
         max_kept: int = 1000,
-        outputs: tuple[str, ...] = tuple(OUTPUT_TOPICS),
+        outputs: tuple[str, ...] = CLIENT_OUTPUTS,
     ) -> None:
         super().__init__(name)
         self.max_kept = max_kept  # outputs of this many most recent stamps are kept
@@ -99,9 +92,9 @@ class EstimatorClient(Node):
         self.sent: dict[int, float] = {}  # stamp -> publish time (perf_counter)
         self.diagnostics: list[DiagnosticArray] = []
         for key in outputs:
-            topic, kind = OUTPUT_TOPICS[key]
+            topic = OUTPUTS[key].topic
             self.create_subscription(
-                kind,
+                OUTPUTS[key].message_type,
                 f"{namespace}/{topic}" if namespace else f"/{topic}",
                 lambda msg, key=key: self._record(key, msg),
                 QoSProfile(depth=50),
@@ -147,7 +140,7 @@ class EstimatorClient(Node):
         with self._lock:
             return self.received.get(stamp_ns)
 
-    def wait_for(self, stamp_ns: int, timeout: float, topics=tuple(OUTPUT_TOPICS)) -> Received:
+    def wait_for(self, stamp_ns: int, timeout: float, topics=CLIENT_OUTPUTS) -> Received:
         """Block until every topic in ``topics`` arrived for this stamp; TimeoutError if not."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,6 +1,7 @@
-"""Options of the ROS 2 node itself (the estimator's are ``pipeline.EstimatorConfig``).
+"""Options of the ROS 2 node itself (the pipeline's are ``pipeline.EstimatorConfig`` and
+``pipeline.TrackerConfig``), and its fixed names.
 
-Plain Python, no rclpy: ``config/estimator.yaml`` holds the defaults of both, and
+Plain Python, no rclpy: ``config/estimator.yaml`` holds the defaults of all three, and
 test/test_config.py checks that they agree with these dataclasses.
 """
 
@@ -8,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-IMAGE_QOS_CHOICES = ("sensor_data", "reliable")
+from hand_mesh_ros.settings import check_settings, setting
+
+IMAGE_QOS_CHOICES = ("auto", "sensor_data", "reliable")
+IMAGE_TRANSPORTS = ("raw", "compressed")
 NODE_NAME = "hand_mesh_estimator"
 IMAGE_TOPIC = "image"  # internal names; remapped to /camera/... by default (node.main, launch)
 CAMERA_INFO_TOPIC = "camera_info"
@@ -18,32 +22,53 @@ DEFAULT_CAMERA_INFO_TOPIC = "/camera/camera_info"
 
 @dataclass(frozen=True, kw_only=True)
 class NodeConfig:
-    auto_start: bool = True  # configure + activate on start (simple use, no lifecycle manager)
-    image_qos: str = "sensor_data"  # sensor_data: best effort, keep last 1 | reliable
-    publish_overlay: bool = False  # debug image on hand/overlay
-    diagnostics_period_s: float = 1.0
-    warning_throttle_s: float = 5.0  # one warning per problem kind per period
-    max_image_pixels: int = 4096 * 4096  # larger images are dropped with a warning
-    # hand tracks (warm starts) are reset when the input jumps: a stamp gap longer than this,
-    # a stamp going backwards (a bag restarting) or a new image size
-    track_timeout_s: float = 1.0
+    auto_start: bool = setting(
+        True, "configure and activate on start (no lifecycle manager needed)"
+    )
+    image_qos: str = setting(
+        "auto",
+        f"image subscription reliability, one of {IMAGE_QOS_CHOICES}; auto: reliable when "
+        "every publisher of the topic is reliable, else best effort (sensor_data)",
+        choices=IMAGE_QOS_CHOICES,
+    )
+    image_transport: str = setting(
+        "raw",
+        f"one of {IMAGE_TRANSPORTS}; compressed subscribes <image>/compressed "
+        "(sensor_msgs/CompressedImage, jpeg or png)",
+        choices=IMAGE_TRANSPORTS,
+    )
+    publish_overlay: bool = setting(
+        False, "publish hand/overlay, the image with the meshes drawn", live=True
+    )
+    publish_tf: bool = setting(
+        True, "per tracked hand, /tf frames <tf_prefix>hand_<side>_<track_id> (wrist) and "
+        "..._palm (palm centre) from the image's frame_id", live=True,
+    )
+    tf_prefix: str = setting(
+        "", "prepended to the hands' TF frame names (e.g. 'cam1/'); must not start with '/'",
+        live=True,
+    )
+    # hand/points (sensor_msgs/PointCloud2) for collision-aware planners
+    points_per_hand: int = setting(
+        0, "hand/points: 0 = the mesh vertices, else this many points sampled evenly on each "
+        "hand's surface", low=0, high=100_000, live=True,
+    )
+    points_inflate_m: float = setting(
+        0.0, "hand/points: push the points out along the surface normals by this margin, m "
+        "(a safety margin for collision checking)", low=0.0, high=0.1, live=True,
+    )
+    diagnostics_period_s: float = setting(
+        1.0, "/diagnostics period, seconds", low=0.05, high=60.0
+    )
+    warning_throttle_s: float = setting(
+        5.0, "one warning per problem kind per period, s", low=0.0, high=3600.0, live=True
+    )
+    max_image_pixels: int = setting(
+        4096 * 4096, "larger images are dropped with a warning", low=1024, high=100_000_000,
+        live=True,
+    )
 
     def __post_init__(self) -> None:
-        if self.image_qos not in IMAGE_QOS_CHOICES:
-            raise ValueError(
-                f"image_qos must be one of {IMAGE_QOS_CHOICES}, got {self.image_qos!r}"
-            )
-        if not 0.05 <= self.diagnostics_period_s <= 60.0:
-            raise ValueError(
-                f"diagnostics_period_s must be in [0.05, 60], got {self.diagnostics_period_s}"
-            )
-        if not 0.0 <= self.warning_throttle_s <= 3600.0:
-            raise ValueError(
-                f"warning_throttle_s must be in [0, 3600], got {self.warning_throttle_s}"
-            )
-        if not 0.01 <= self.track_timeout_s <= 3600.0:
-            raise ValueError(f"track_timeout_s must be in [0.01, 3600], got {self.track_timeout_s}")
-        if not 1024 <= self.max_image_pixels <= 100_000_000:
-            raise ValueError(
-                f"max_image_pixels must be in [1024, 1e8], got {self.max_image_pixels}"
-            )
+        check_settings(self)
+        if self.tf_prefix.startswith("/"):  # tf2 rejects frame ids that start with '/'
+            raise ValueError(f"tf_prefix must not start with '/', got {self.tf_prefix!r}")

@@ -8,6 +8,7 @@
     joint_markers(result, header) -> MarkerArray       (21 joints + bones, RViz)
     diagnostic_array(stamp, ...)  -> DiagnosticArray   (/diagnostics)
     overlay_image(rgb, result, header) -> Image        (hand/overlay, debug)
+    hand_transforms(result, header, prefix=...) -> [TransformStamped]  (/tf, two per hand)
 
 Frames and units: everything is in the input image's optical frame (x right, y down, z
 forward; the ``frame_id`` of the image's header), metres; pixels with centres at integer
@@ -45,9 +46,10 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, TransformStamped
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
@@ -63,7 +65,14 @@ from hand_mesh_ros.msg import (
 from hand_mesh_ros.outputs import render_overlay
 from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
 from hand_mesh_ros.ros.image_bridge import rgb8_to_image_msg
-from hand_mesh_ros.topology import KEYPOINT_PARENTS, NUM_KEYPOINTS, NUM_POSE, NUM_SHAPE
+from hand_mesh_ros.rotations import axis_angle_to_quaternion
+from hand_mesh_ros.topology import (
+    KEYPOINT_PARENTS,
+    NUM_KEYPOINTS,
+    NUM_POSE,
+    NUM_SHAPE,
+    WRIST_KEYPOINT,
+)
 
 DIAGNOSTIC_NAME = "hand_mesh_ros: estimator"
 MESH_NAMESPACE = "hand_mesh"
@@ -82,6 +91,8 @@ DIAGNOSTIC_LEVELS = (
 )
 _INT32_RANGE = (-(2**31), 2**31 - 1)
 _BONES = tuple((parent, child) for child, parent in enumerate(KEYPOINT_PARENTS) if parent >= 0)
+PALM_KEYPOINTS = (0, 5, 9, 13, 17)  # wrist + index/middle/ring/little MCPs: their mean = palm
+PALM_FRAME_SUFFIX = "_palm"
 
 
 # ----- CameraInfo ---------------------------------------------------------------------------
@@ -198,6 +209,48 @@ def overlay_image(rgb: np.ndarray, result: FrameResult, header: Header) -> Image
         _checked(hand.keypoints_2d, (NUM_KEYPOINTS, 2), "keypoints_2d", index)
         _side(hand, index)
     return rgb8_to_image_msg(render_overlay(rgb, result), header)
+
+
+# ----- /tf ----------------------------------------------------------------------------------
+def hand_frame_id(side: str, track_id: int, *, prefix: str = "") -> str:
+    """The TF frame of a hand's wrist: ``<prefix>hand_<side>_<track_id>``."""
+    return f"{prefix}hand_{side}_{track_id}"
+
+
+def hand_transforms(
+    result: FrameResult, header: Header, *, prefix: str = ""
+) -> list[TransformStamped]:
+    """Per hand, in ``result.hands`` order, two transforms from ``header.frame_id`` (the
+    camera's optical frame) at ``header.stamp``:
+
+    - ``<prefix>hand_<side>_<track_id>``: origin at the wrist (keypoint 0), metres;
+    - the same name + ``_palm``: origin at the palm centre, the mean of keypoints
+      ``PALM_KEYPOINTS`` (wrist and the four finger MCPs); same orientation.
+
+    Orientation: the rotation R of the hand's ``global_orient`` (axis-angle of its side's
+    model, rotating about the wrist joint), quaternion (x, y, z, w). The child axes, in the
+    camera frame, are R e_x, R e_y, R e_z: those of the side's hand model's canonical frame
+    (docs/hand_model.md) -- fingers of the flat hand along -y, palm facing -z (back of the
+    hand +z), thumb on +x for a right hand and on -x for a left one (the left model is the
+    x-mirror, so both frames are right-handed). A point p of the canonical, zero-orient hand
+    relative to its wrist joint is at R p + wrist in the camera frame.
+    ``prefix`` is prepended verbatim (e.g. ``"cam1/"``); tf2 frames never start with ``/``."""
+    if prefix.startswith("/"):
+        raise ValueError(f"tf prefix must not start with '/', got {prefix!r}")
+    transforms = []
+    for index, hand in enumerate(result.hands):
+        keypoints = _checked(hand.keypoints_3d, (NUM_KEYPOINTS, 3), "keypoints_3d", index)
+        orient = _checked(hand.global_orient, (3,), "global_orient", index)
+        w, x, y, z = axis_angle_to_quaternion(torch.from_numpy(orient)).tolist()
+        child = hand_frame_id(_side(hand, index), _track_id(hand, index), prefix=prefix)
+        palm = keypoints[list(PALM_KEYPOINTS)].mean(axis=0)
+        for name, origin in ((child, keypoints[WRIST_KEYPOINT]), (child + PALM_FRAME_SUFFIX, palm)):
+            transform = TransformStamped(header=_copy_header(header), child_frame_id=name)
+            translation, rotation = transform.transform.translation, transform.transform.rotation
+            translation.x, translation.y, translation.z = origin.tolist()
+            rotation.x, rotation.y, rotation.z, rotation.w = x, y, z, w
+            transforms.append(transform)
+    return transforms
 
 
 # ----- diagnostics --------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from hand_mesh_ros.demo import keypoint_errors, mean_errors, write_contact_sheet
 from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.ros.bag import BagRecorder
 from hand_mesh_ros.ros.client import (
-    OUTPUT_TOPICS,
     EstimatorClient,
     NodeRunner,
     camera_info_msg,
@@ -39,8 +38,9 @@ from hand_mesh_ros.ros.client import (
 )
 from hand_mesh_ros.ros.config import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_IMAGE_TOPIC
 from hand_mesh_ros.ros.node import HandMeshNode
-from hand_mesh_ros.synthetic.clip import render_clip
-from hand_mesh_ros.visualize import SIDE_COLOURS, draw_keypoints, overlay_mesh
+from hand_mesh_ros.ros.topics import CLIENT_OUTPUTS, OUTPUTS
+from hand_mesh_ros.synthetic.clip import FRAME_PERIOD_S, render_clip
+from hand_mesh_ros.visualize import SIDE_COLORS, draw_keypoints, overlay_mesh
 
 FRAME_ID = "camera_optical_frame"
 FRAME_TIMEOUT_S = 60.0
@@ -74,7 +74,7 @@ def draw_outputs(image: np.ndarray, received, K: np.ndarray) -> np.ndarray:
     for mesh in received.messages["mesh_indexed"].hands:
         vertices = torch.tensor(np.array(mesh.vertices, dtype=np.float64).reshape(-1, 3))
         faces = torch.tensor(np.array(mesh.triangles, dtype=np.int64).reshape(-1, 3))
-        out = overlay_mesh(out, vertices, faces, Kt, colour=SIDE_COLOURS[mesh.side])
+        out = overlay_mesh(out, vertices, faces, Kt, color=SIDE_COLORS[mesh.side])
     for hand in received.messages["joints"].hands:
         out = draw_keypoints(out, np.array(hand.joints_2d, dtype=np.float64).reshape(21, 2))
     return out
@@ -121,15 +121,15 @@ def run(out_dir: Path, frames: int, seed: int, device: str) -> dict:
         t_start = time.perf_counter()
         with BagRecorder(bag_dir, message_dir()) as bag:
             for index, frame in enumerate(clip.frames):
-                stamp = 1_800_000_000_000_000_000 + index * 100_000_000  # a 10 Hz camera
+                stamp = 1_800_000_000_000_000_000 + round(index * FRAME_PERIOD_S * 1e9)
                 header = make_header(stamp, FRAME_ID)
                 bag.write(DEFAULT_CAMERA_INFO_TOPIC, camera_info_msg(K, w, h, header), stamp)
                 client.publish_frame(frame.image, K, stamp, FRAME_ID)
                 received = client.wait_for(stamp, FRAME_TIMEOUT_S)
                 latency = received.arrival["mesh"] - client.sent[stamp]
                 stages = _wait_stats(node, index + 1)
-                for key, (topic, _) in OUTPUT_TOPICS.items():
-                    bag.write(f"/{topic}", received.messages[key], stamp)
+                for key in CLIENT_OUTPUTS:
+                    bag.write(f"/{OUTPUTS[key].topic}", received.messages[key], stamp)
                 joints = received.messages["joints"]
                 row = {
                     "frame": index,

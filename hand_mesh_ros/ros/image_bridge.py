@@ -1,7 +1,14 @@
-"""sensor_msgs/Image <-> numpy RGB for the node.
+"""sensor_msgs/Image and CompressedImage <-> numpy RGB for the node.
 
     image_msg_to_rgb8(msg, *, max_pixels=MAX_PIXELS, min_side=MIN_SIDE) -> (H, W, 3) uint8 RGB
+    compressed_msg_to_rgb8(msg, *, max_pixels=..., min_side=...) -> (H, W, 3) uint8 RGB
     rgb8_to_image_msg(rgb, header) -> sensor_msgs/Image, encoding "rgb8"
+
+Compressed images (image_transport's ``compressed`` plugin, topic ``<image>/compressed``):
+``format`` is ``"jpeg"`` / ``"png"`` or image_transport's ``"<encoding>; jpeg compressed
+<order>"``; JPEG and PNG are decoded by ``imageio.decode_image`` (size checked from the
+header first). The encoded colour order is bgr8 (image_transport's) unless the format names
+rgb8; ``compressedDepth`` and other formats are refused with ``ImageError``.
 
 An incoming message is checked before its pixel data is touched, in this order; each failure
 raises ``ImageError`` with a one-line message naming the problem:
@@ -35,10 +42,18 @@ import functools
 import os
 
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from hand_mesh_ros.imageio import ENCODINGS, MAX_PIXELS, MIN_SIDE, ImageError, check_size, to_rgb8
+from hand_mesh_ros.imageio import (
+    ENCODINGS,
+    MAX_PIXELS,
+    MIN_SIDE,
+    ImageError,
+    check_size,
+    decode_image,
+    to_rgb8,
+)
 
 _PACKED_YUV = ("uyvy", "yuyv")  # channel orders of imageio's packed 4:2:2 encodings
 
@@ -60,6 +75,26 @@ def image_msg_to_rgb8(
                 array_ = array_.astype(array_.dtype.newbyteorder("="))
             return to_rgb8(array_, msg.encoding, max_pixels=max_pixels, min_side=min_side)
     return to_rgb8(pixels(), msg.encoding, max_pixels=max_pixels, min_side=min_side)
+
+
+def compressed_msg_to_rgb8(
+    msg: CompressedImage, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
+) -> np.ndarray:
+    """A sensor_msgs/CompressedImage (JPEG or PNG) -> (H, W, 3) uint8 RGB (module docstring)."""
+    fmt = msg.format.strip().lower()
+    if "compresseddepth" in fmt.replace(" ", ""):
+        raise ImageError(f"compressed image format {msg.format!r}: depth images are not colour")
+    kind = fmt.split(";")[-1].split()[0] if fmt else ""
+    if kind not in ("", "jpeg", "jpg", "png"):
+        raise ImageError(f"compressed image format {msg.format!r}: only jpeg and png are read")
+    order = "rgb" if fmt.endswith("compressed rgb8") else "bgr"
+    return decode_image(
+        bytes(msg.data),
+        what=f"compressed image ({msg.format or 'no format'})",
+        channel_order=order,
+        max_pixels=max_pixels,
+        min_side=min_side,
+    )
 
 
 def rgb8_to_image_msg(rgb: np.ndarray, header: Header) -> Image:

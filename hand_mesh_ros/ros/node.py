@@ -3,13 +3,18 @@ conversion, one estimator call per frame, publishing; the work is in ``pipeline`
 
 Topics (relative names; remap ``image`` / ``camera_info``):
   in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo)
-  out  hand/joints (HandJointsArray), hand/mano (HandManoArray), hand/mesh (MarkerArray),
-       hand/mesh_indexed (HandMeshArray), hand/joint_markers (MarkerArray, for RViz),
-       hand/overlay (Image, optional), /diagnostics
+  out  the table in ``topics.py`` (hand/joints, hand/mano, hand/mesh, ...), /diagnostics,
+       /tf (the hands' frames, ``conversions.hand_transforms``; ``tf_publisher.py``)
 Every output carries the input image's header; a frame without hands gives empty arrays.
+Continuity (when warm starts go on, when tracks end) is ``HandTracker``'s: the node hands it
+each frame with its stamp.
 Frames are processed on a worker thread from a one-frame slot: a frame that arrives while the
 previous one is being processed replaces any waiting frame, and the replaced one is counted as
-dropped (stale). Bad frames are dropped with a throttled warning and counted; the node goes on.
+dropped (stale); the image callback never waits for the estimator. The subscription itself
+(QoS matched to the camera, raw or compressed, frames lost before it counted) is
+``image_input.py``. Bad frames are dropped with a throttled warning and counted; the node goes
+on. Parameters marked live in the config tables change while running (``ros2 param set``),
+applied between frames; the others are refused with the reason.
 """
 
 from __future__ import annotations
@@ -21,24 +26,25 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
-from visualization_msgs.msg import MarkerArray
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from hand_mesh_ros.imageio import ImageError
-from hand_mesh_ros.msg import HandJointsArray, HandManoArray, HandMeshArray
-from hand_mesh_ros.pipeline.estimator import HandMeshEstimator
-from hand_mesh_ros.pipeline.tracker import HandTracker
+from hand_mesh_ros.pipeline import HandMeshEstimator, HandTracker
 from hand_mesh_ros.ros import conversions
 from hand_mesh_ros.ros.config import (
     CAMERA_INFO_TOPIC,
     IMAGE_TOPIC,
     NODE_NAME,
 )
-from hand_mesh_ros.ros.image_bridge import image_msg_to_rgb8
-from hand_mesh_ros.ros.params import declare_parameters, read_parameters
-from hand_mesh_ros.ros.runtime import LatestFrameSlot, NodeStats, WarningThrottle
+from hand_mesh_ros.ros.image_bridge import compressed_msg_to_rgb8, image_msg_to_rgb8
+from hand_mesh_ros.ros.image_input import ImageInput
+from hand_mesh_ros.ros.params import changed_configs, declare_parameters, read_parameters
+from hand_mesh_ros.ros.runtime import LatestFrameSlot, NodeStats, StampedCache, WarningThrottle
+from hand_mesh_ros.ros.tf_publisher import TfPublisher
+from hand_mesh_ros.ros.topics import OUTPUTS
 
 OUTPUT_DEPTH = 5  # keep-last depth of the output topics (reliable)
 CAMERA_INFO_WAIT_S = 0.1  # how long a frame waits for the CameraInfo with its own stamp
@@ -56,17 +62,20 @@ class HandMeshNode(LifecycleNode):
         self._estimator: HandMeshEstimator | None = None
         self._tracker: HandTracker | None = None
         self._inputs = []
+        self._image_input: ImageInput | None = None
+        self._pending_configs: tuple | None = None  # live parameter changes for the worker
+        self._pending_lock = threading.Lock()
         self._outputs: dict[str, object] = {}
+        self._tf: TfPublisher | None = None  # /tf, the hands' frames
         self._slot = LatestFrameSlot()
         self._worker: threading.Thread | None = None
-        self._camera_infos: dict[int, CameraInfo] = {}  # stamp ns -> message, newest last
-        self._camera_info_arrived = threading.Condition()
-        self._last_input: tuple[int, int, int] | None = None  # stamp ns, width, height
+        self._camera_infos = StampedCache(CAMERA_INFO_HISTORY)  # CameraInfo by stamp (ns)
         self._stats = NodeStats()
         self._throttle = WarningThrottle(5.0)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = None
-        self.config = self.node_config = None
+        self.config = self.tracker_config = self.node_config = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         if self.get_parameter("auto_start").value:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
@@ -74,29 +83,22 @@ class HandMeshNode(LifecycleNode):
     # ----- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self.config, self.node_config = read_parameters(self)
+            self.config, self.tracker_config, self.node_config = read_parameters(self)
             self._estimator = HandMeshEstimator(self.config)
+            self._tf = TfPublisher(self)
         except Exception as error:  # a bad value, a missing or unreadable weights file
             self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
+            self._release()  # what was made before the failure (the models, the /tf publisher)
             return TransitionCallbackReturn.FAILURE
         if self.config.device == "cuda" and self._estimator.device.type != "cuda":
             self.get_logger().warning("device 'cuda' requested but CUDA is not available: CPU")
-        self._tracker = HandTracker(self._estimator)
+        self._tracker = HandTracker(self._estimator, self.tracker_config)
         self._throttle = WarningThrottle(self.node_config.warning_throttle_s)
         depth = QoSProfile(depth=OUTPUT_DEPTH)
         self._outputs = {
-            "joints": self.create_lifecycle_publisher(HandJointsArray, "hand/joints", depth),
-            "mano": self.create_lifecycle_publisher(HandManoArray, "hand/mano", depth),
-            "mesh": self.create_lifecycle_publisher(MarkerArray, "hand/mesh", depth),
-            "joint_markers": self.create_lifecycle_publisher(
-                MarkerArray, "hand/joint_markers", depth
-            ),
-            "mesh_indexed": self.create_lifecycle_publisher(
-                HandMeshArray, "hand/mesh_indexed", depth
-            ),
+            name: self.create_lifecycle_publisher(output.message_type, output.topic, depth)
+            for name, output in OUTPUTS.items()
         }
-        if self.node_config.publish_overlay:
-            self._outputs["overlay"] = self.create_lifecycle_publisher(Image, "hand/overlay", depth)
         self._diagnostics_timer = self.create_timer(
             self.node_config.diagnostics_period_s, self._publish_diagnostics
         )
@@ -110,21 +112,25 @@ class HandMeshNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.node_config.image_qos == "reliable":
-            image_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        else:
-            image_qos = qos_profile_sensor_data
         self._inputs = [
-            self.create_subscription(Image, IMAGE_TOPIC, self._on_image, image_qos),
             self.create_subscription(
                 CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, qos_profile_sensor_data
             ),
         ]
+        self._image_input = ImageInput(
+            self,
+            IMAGE_TOPIC,
+            mode=self.node_config.image_qos,
+            transport=self.node_config.image_transport,
+            on_frame=self._on_image,
+            stats=self._stats,
+            throttle=self._throttle,
+        )
         self._slot.reopen()
         self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
         self._worker.start()
-        topic = self.resolve_topic_name(IMAGE_TOPIC)
-        self.get_logger().info(f"active: listening on {topic}")
+        self._image_input.start()
+        self.get_logger().info(f"active: listening on {self._image_input.topic}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -141,6 +147,9 @@ class HandMeshNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_input(self) -> None:
+        if self._image_input is not None:
+            self._image_input.stop()
+            self._image_input = None
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
@@ -148,14 +157,14 @@ class HandMeshNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join()
             self._worker = None
-        if self._tracker is not None:
-            self._tracker.reset()  # tracks do not survive a pause
-        self._last_input = None
 
     def _release(self) -> None:
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
         self._outputs = {}
+        if self._tf is not None:
+            self._tf.destroy()
+            self._tf = None
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
@@ -163,6 +172,7 @@ class HandMeshNode(LifecycleNode):
             device = self._estimator.device
             self._estimator.close()
             self._estimator = self._tracker = None
+            self._pending_configs = None
             gc.unfreeze()
             gc.collect()
             if device.type == "cuda":
@@ -172,29 +182,38 @@ class HandMeshNode(LifecycleNode):
 
     # ----- input ----------------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        with self._camera_info_arrived:
-            self._camera_infos[_stamp_ns(msg.header)] = msg
-            while len(self._camera_infos) > CAMERA_INFO_HISTORY:
-                self._camera_infos.pop(next(iter(self._camera_infos)))
-            self._camera_info_arrived.notify_all()
+        self._camera_infos.put(_stamp_ns(msg.header), msg)
 
-    def _camera_info_for(self, stamp: int) -> CameraInfo | None:
-        """The CameraInfo with the image's stamp (waiting briefly for it: the two topics race),
-        else the newest one, else None."""
-        with self._camera_info_arrived:
-            self._camera_info_arrived.wait_for(
-                lambda: stamp in self._camera_infos, timeout=CAMERA_INFO_WAIT_S
-            )
-            if stamp in self._camera_infos:
-                return self._camera_infos[stamp]
-            return next(reversed(self._camera_infos.values()), None)
-
-    def _on_image(self, msg: Image) -> None:
-        self._stats.count_received()
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         before = self._slot.replaced
         self._slot.put(msg)
         if self._slot.replaced > before:
             self._stats.drop("stale")
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """Live changes while configured (applied by the worker before its next frame);
+        anything goes while unconfigured (read at configure)."""
+        if self._estimator is None:
+            return SetParametersResult(successful=True)
+        changes = {p.name: p.value for p in parameters}
+        with self._pending_lock:
+            current = self._pending_configs or (self.config, self.tracker_config, self.node_config)
+            try:
+                self._pending_configs = changed_configs(current, changes)
+            except ValueError as error:
+                return SetParametersResult(successful=False, reason=str(error))
+        self.get_logger().info(f"parameters changed: {changes}")
+        return SetParametersResult(successful=True)
+
+    def _apply_pending_configs(self) -> None:
+        with self._pending_lock:
+            pending, self._pending_configs = self._pending_configs, None
+        if pending is None:
+            return
+        self.config, self.tracker_config, self.node_config = pending
+        self._estimator.reconfigure(self.config)
+        self._tracker.config = self.tracker_config
+        self._throttle.period_s = self.node_config.warning_throttle_s
 
     def _warn(self, kind: str, text: str) -> None:
         self._stats.drop(kind)
@@ -216,7 +235,8 @@ class HandMeshNode(LifecycleNode):
 
     def _camera_for(self, msg: Image, width: int, height: int):
         """Intrinsics from the frame's CameraInfo; None (assumed FOV) when none arrived yet."""
-        info = self._camera_info_for(_stamp_ns(msg.header))
+        # the image's own CameraInfo (the two topics race: wait briefly), else the newest one
+        info = self._camera_infos.get(_stamp_ns(msg.header), wait_s=CAMERA_INFO_WAIT_S)
         if info is None:
             if self._throttle.ready("no_camera_info"):
                 self.get_logger().warning(
@@ -230,20 +250,12 @@ class HandMeshNode(LifecycleNode):
             )
         return conversions.camera_info_to_intrinsics(info)
 
-    def _reset_tracks_on_jump(self, msg: Image, width: int, height: int) -> None:
-        """Warm starts only within one continuous stream (see NodeConfig.track_timeout_s)."""
-        stamp = _stamp_ns(msg.header)
-        last, self._last_input = self._last_input, (stamp, width, height)
-        if last is None:
-            return
-        gap_s = (stamp - last[0]) * 1e-9
-        if gap_s < 0 or gap_s > self.node_config.track_timeout_s or last[1:] != (width, height):
-            self._tracker.reset()
-
-    def _process(self, msg: Image) -> None:
+    def _process(self, msg: Image | CompressedImage) -> None:
+        self._apply_pending_configs()
         start = time.perf_counter()
+        decode = compressed_msg_to_rgb8 if isinstance(msg, CompressedImage) else image_msg_to_rgb8
         try:
-            rgb = image_msg_to_rgb8(msg, max_pixels=self.node_config.max_image_pixels)
+            rgb = decode(msg, max_pixels=self.node_config.max_image_pixels)
         except ImageError as error:
             self._warn("bad_image", str(error))
             return
@@ -253,49 +265,56 @@ class HandMeshNode(LifecycleNode):
             self._warn("bad_camera_info", str(error))
             return
         convert_ms = (time.perf_counter() - start) * 1e3
-        self._reset_tracks_on_jump(msg, rgb.shape[1], rgb.shape[0])
-        result = self._tracker.update(rgb, camera)
+        result = self._tracker.update(rgb, camera, stamp=_stamp_s(msg.header))
         t_publish = time.perf_counter()
         try:
-            messages = {  # cheap flat arrays: always built (they also validate the result)
-                "joints": conversions.joints_array(result, msg.header),
-                "mano": conversions.mano_array(result, msg.header),
-                "mesh_indexed": conversions.mesh_array(result, msg.header),
+            messages = {
+                name: OUTPUTS[name].build(result, msg.header, rgb, self.node_config)
+                for name, publisher in self._outputs.items()
+                if self._wanted(name, publisher)
             }
-            # thousands of Point objects or a drawn image: only when someone listens
-            optional = {
-                "mesh": lambda: conversions.mesh_markers(result, msg.header),
-                "joint_markers": lambda: conversions.joint_markers(result, msg.header),
-                "overlay": lambda: conversions.overlay_image(rgb, result, msg.header),
-            }
-            for name, build in optional.items():
-                output = self._outputs.get(name)
-                if output is not None and output.get_subscription_count() > 0:
-                    messages[name] = build()
+            tf = (
+                conversions.hand_transforms(result, msg.header, prefix=self.node_config.tf_prefix)
+                if self.node_config.publish_tf
+                else []
+            )
         except ValueError as error:  # non-finite values in a result
-            self._tracker.reset()
+            self._tracker.reject_last()
             self._warn("invalid_result", str(error))
             return
         for name, message in messages.items():
             self._outputs[name].publish(message)
+        self._tf.send(tf)
         now = time.perf_counter()
         stage_ms = {"convert": convert_ms, **result.timings_ms}
         stage_ms["publish"] = (now - t_publish) * 1e3
         stage_ms["end_to_end"] = (now - start) * 1e3
         self._stats.frame_done(stage_ms, result.hands, time.monotonic())
 
+    def _wanted(self, name: str, publisher) -> bool:
+        """Build this output now? Enabled by its flag, and subscribed if built on demand."""
+        output = OUTPUTS[name]
+        if output.needs is not None and not getattr(self.node_config, output.needs):
+            return False
+        return not output.on_demand or publisher.get_subscription_count() > 0
+
     # ----- diagnostics ----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         values = self._stats.snapshot(time.monotonic())
         device = str(self._estimator.device) if self._estimator is not None else "none"
         values["device"] = device
-        values["camera_info"] = "received" if self._camera_infos else "missing"
+        values["camera_info"] = "received" if len(self._camera_infos) else "missing"
+        if self._image_input is not None:
+            values["image_topic"] = self._image_input.topic
+            values["image_reliability"] = self._image_input.reliability or "none"
         dropped = values["frames_dropped"] - values.get("dropped_stale", 0)
+        lost = max(values["frames_lost_in_transport"], values["frames_missed_in_sequence"])
         level, message = DiagnosticStatus.OK, "running"
         if not self._inputs:
             level, message = DiagnosticStatus.WARN, "inactive"
-        elif dropped:
-            level, message = DiagnosticStatus.WARN, f"{dropped} bad frames dropped so far"
+        elif dropped or lost:
+            level = DiagnosticStatus.WARN
+            message = f"{dropped} bad frames dropped, {lost} frames lost before the node so far"
         loss = values["refine_final_loss_last"]
         if isinstance(loss, float) and math.isnan(loss):
             values["refine_final_loss_last"] = "none"
@@ -316,3 +335,7 @@ class HandMeshNode(LifecycleNode):
 
 def _stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def _stamp_s(header) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9

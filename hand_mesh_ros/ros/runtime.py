@@ -1,5 +1,6 @@
-"""Plain-Python helpers the node runs on: the newest-frame slot, per-kind warning throttle and
-the counters and latencies reported on /diagnostics. No rclpy here (unit-testable)."""
+"""Plain-Python helpers the node runs on: the newest-frame slot, per-kind warning throttle,
+the publishers' sequence-gap counter and the counters and latencies reported on /diagnostics.
+No rclpy here (unit-testable)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,36 @@ class LatestFrameSlot:
             self._item = None
 
 
+class StampedCache:
+    """The most recent ``size`` messages by stamp (e.g. CameraInfo, matched to images)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: dict[int, object] = {}  # stamp -> message, newest last
+        self._arrived = threading.Condition()
+
+    def put(self, stamp: int, item) -> None:
+        with self._arrived:
+            self._items.pop(stamp, None)
+            self._items[stamp] = item
+            while len(self._items) > self._size:
+                self._items.pop(next(iter(self._items)))
+            self._arrived.notify_all()
+
+    def get(self, stamp: int, *, wait_s: float = 0.0):
+        """The item with this stamp (waiting up to ``wait_s`` for it), else the newest, else
+        None."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: stamp in self._items, timeout=wait_s)
+            if stamp in self._items:
+                return self._items[stamp]
+            return next(reversed(self._items.values()), None)
+
+    def __len__(self) -> int:
+        with self._arrived:
+            return len(self._items)
+
+
 class WarningThrottle:
     """True at most once per ``period_s`` for each kind of problem (bad encoding, NaN, ...)."""
 
@@ -65,12 +96,35 @@ class WarningThrottle:
         return True
 
 
+class SequenceGaps:
+    """Frames that never reached the image callback, from the publishers' sequence numbers
+    (DDS numbers each writer's samples 1, 2, 3, ...): a jump from n to n + k means k - 1
+    frames were lost in transport or overwritten in the subscription's queue. Counted per
+    publisher; a publisher that restarts (its numbers go back) starts afresh."""
+
+    def __init__(self) -> None:
+        self._last: dict[object, int] = {}
+        self.missed = 0
+
+    def add(self, publisher, sequence: int | None) -> int:
+        """Record a frame; returns how many frames of this publisher were missed before it."""
+        if sequence is None or sequence <= 0:  # the middleware gives no numbers
+            return 0
+        last = self._last.get(publisher)
+        self._last[publisher] = sequence
+        gap = sequence - last - 1 if last is not None and sequence > last else 0
+        self.missed += gap
+        return gap
+
+
 @dataclass
 class NodeStats:
     """Counters since activation plus the latest frame's figures (thread-safe updates)."""
 
     received: int = 0
     processed: int = 0
+    lost_in_transport: int = 0  # the subscription's message-lost events (DDS)
+    missed_in_sequence: int = 0  # publishers' sequence gaps (lost or overwritten in DDS)
     hands: int = 0
     dropped: Counter = field(default_factory=Counter)  # kind -> frames
     stage_ms: dict[str, float] = field(default_factory=dict)  # last processed frame
@@ -82,6 +136,11 @@ class NodeStats:
     def count_received(self) -> None:
         with self._lock:
             self.received += 1
+
+    def count_lost(self, *, in_transport: int = 0, in_sequence: int = 0) -> None:
+        with self._lock:
+            self.lost_in_transport += in_transport
+            self.missed_in_sequence += in_sequence
 
     def drop(self, kind: str, frames: int = 1) -> None:
         with self._lock:
@@ -110,6 +169,8 @@ class NodeStats:
             values: dict[str, str | float | int] = {
                 "frames_received": self.received,
                 "frames_processed": self.processed,
+                "frames_lost_in_transport": self.lost_in_transport,
+                "frames_missed_in_sequence": self.missed_in_sequence,
                 "frames_dropped": sum(self.dropped.values()),
                 "hands_last_frame": self.hands,
                 "refine_iterations_last": self.refine_iterations,

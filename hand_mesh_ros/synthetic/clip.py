@@ -23,6 +23,7 @@ from hand_mesh_ros.visualize import shade_mesh
 SKIN_RGB = (224, 172, 140)
 # Views mediapipe handles well: moderate tilt, near enough to be ~100-200 px tall.
 CLIP_SCENE = SceneConfig(depth_range=(0.3, 0.5), max_tilt_deg=40.0)
+FRAME_PERIOD_S = 0.1  # the clip plays as a 10 Hz camera (stamps of the demo and benchmarks)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,4 +1,4 @@
-"""The annotated-image JSONL of ``hand-mesh evaluate`` (``evaluation.load_annotations``) as a
+"""The annotated-image JSONL of ``hand-mesh evaluate`` (``datasets.annotations``) as a
 map-style dataset of ``HandSample``s, for ``evaluate-model --dataset annotations``.
 
 Conversions: 3D keypoints millimetres -> metres (camera frame unchanged); hands whose side is
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hand_mesh_ros.datasets.annotations import load_annotations
 from hand_mesh_ros.datasets.sample import HandSample
-from hand_mesh_ros.evaluation import load_annotations
 from hand_mesh_ros.imageio import read_image
 from hand_mesh_ros.pipeline.types import CameraIntrinsics
 

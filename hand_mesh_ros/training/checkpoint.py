@@ -7,7 +7,8 @@ File layout (``torch.save`` of a dict)::
      "rng": {"torch": ByteTensor, "numpy": {...}, "augment": ByteTensor}}
 
 Only tensors, numbers, strings, lists and dicts are stored (numpy's RNG state is converted),
-so ``torch.load(weights_only=True)`` reads it without unpickling arbitrary objects.
+so ``torch.load(weights_only=True)`` reads it without unpickling arbitrary objects
+(``weights.load_weights_file``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from hand_mesh_ros.weights import load_weights_file
 
 CHECKPOINT_FORMAT = "hand_mesh_ros.train_checkpoint/1"
 _KEYS = {"format", "config", "step", "model", "optimiser", "scaler", "pool", "rng"}
@@ -52,14 +55,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict; FileNotFoundError / ValueError with the reason."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for unreadable files
-        raise ValueError(f"{path} is not a readable checkpoint: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
+    data = load_weights_file(path, what="training checkpoint", expected_format=CHECKPOINT_FORMAT)
     missing = _KEYS - set(data)
     if missing:
         raise ValueError(f"{path}: checkpoint lacks {sorted(missing)}")

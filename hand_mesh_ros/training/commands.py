@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from hand_mesh_ros.training.config import DEVICES, load_config
+from hand_mesh_ros.devices import DEVICES, resolve_device
+from hand_mesh_ros.training.config import load_config
 
 EXIT_OK, EXIT_FAILED = 0, 1
 DEFAULT_TEST_SEED = 2024  # the held-apart synthetic test stream (training uses data_seed)
@@ -51,7 +52,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from hand_mesh_ros.training.data import build_training_source
-    from hand_mesh_ros.training.trainer import Trainer, resolve_device
+    from hand_mesh_ros.training.trainer import Trainer
 
     try:
         overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
@@ -116,7 +117,6 @@ def run_evaluate_model(args: argparse.Namespace) -> int:
     from hand_mesh_ros.training.data import sequential_batches
     from hand_mesh_ros.training.evaluate_model import evaluate_batches, load_trained_model
     from hand_mesh_ros.training.plots import plot_pck
-    from hand_mesh_ros.training.trainer import resolve_device
 
     try:
         if args.refine_iterations < 0 or args.batch_size < 1:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import yaml
 
+from hand_mesh_ros.devices import DEVICES
 from hand_mesh_ros.nets.cpm import CPMConfig
 from hand_mesh_ros.nets.dhpe import BACKBONE_FEATURE_DIM, DHPEConfig
 from hand_mesh_ros.training.losses import LossConfig
 
 DATA_KINDS = ("synthetic", "synthetic-dir", "rhd", "stb", "freihand")
 SHAPE_SCHEDULES = ("scheduled", "constant")  # Eq. 12 switch vs the constant-weight ablation
-DEVICES = ("auto", "cpu", "cuda")
 HEATMAP_STRIDE = 7  # crop pixels per heat-map cell at the paper's 224 px / 32 cells
 
 

@@ -30,7 +30,6 @@ from hand_mesh_ros.training.eval_metrics import (
     mask_scores,
     summarise_errors,
 )
-from hand_mesh_ros.training.step import dhpe_forward
 from hand_mesh_ros.training.trainer import build_model
 
 PROTOCOLS = ("aligned", "root_relative", "pa")
@@ -46,8 +45,10 @@ def load_trained_model(path, device: torch.device | str = "cpu") -> tuple[DHPE, 
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """keypoints3d (B, 21, 3) metres in the crop camera K (3, 3); keypoints2d (B, 21, 2) crop
+class ModelOutputs:
+    """The DHPE's (optionally refined) outputs for a batch of B crops of S px.
+
+    keypoints3d (B, 21, 3) metres in the crop camera K (3, 3); keypoints2d (B, 21, 2) crop
     px (projection of keypoints3d); heatmap_joints (B, 21, 2) the CPM's 2D joints; mask
     (B, S, S) bool hard render of the mesh."""
 
@@ -60,31 +61,31 @@ class Prediction:
 
 def predict(
     model: DHPE, image: torch.Tensor, *, refine_iterations: int = 0, prior=None
-) -> Prediction:
-    """image (B, 3, S, S) RGB in [0, 1] -> Prediction; refine_iterations > 0 applies Eq. 13."""
+) -> ModelOutputs:
+    """image (B, 3, S, S) RGB in [0, 1] -> ModelOutputs; refine_iterations > 0 applies Eq. 13."""
     size = model.config.crop_size
     hand_model = model.hand_model
     with torch.no_grad():
-        output = dhpe_forward(model, image, silhouette=False)
+        output = model(image, silhouette=False)
     final = output.final
     K = crop_intrinsics(size, dtype=final.params.dtype, device=final.params.device)
-    vertices, keypoints3d = final.vertices, final.keypoints3d
+    vertices, keypoints_3d = final.vertices, final.keypoints_3d
     if refine_iterations > 0:
         init = crop_params_to_hand_params(final.params, hand_model, size)
         result = refine(
             hand_model,
             init,
             K,
-            final.refined_joints2d,
+            final.refined_keypoints_2d,
             prior=prior or PosePrior.from_model(hand_model).to(final.params.device),
             config=RefineConfig(iterations=refine_iterations),
         )
         with torch.no_grad():
             hand = hand_model(**result.params.as_kwargs())
-        vertices, keypoints3d = hand.vertices, hand.keypoints
+        vertices, keypoints_3d = hand.vertices, hand.keypoints
     with torch.no_grad():
         mask = rasterize(vertices, hand_model.faces, K, (size, size)).mask
-    return Prediction(keypoints3d, project(keypoints3d, K), output.joints2d, mask, K)
+    return ModelOutputs(keypoints_3d, project(keypoints_3d, K), output.keypoints_2d, mask, K)
 
 
 @dataclass(frozen=True)

@@ -81,18 +81,18 @@ class KeypointDataConfig:
 class KeypointBatch:
     """One batch of samples.
 
-    joints2d: (B, 21, 2) noisy keypoints, crop px (the regressor's input).
+    keypoints_2d: (B, 21, 2) noisy keypoints, crop px (the regressor's input).
     confidence: (B, 21) in [0, 1].
-    clean2d: (B, 21, 2) true keypoints, crop px (refiner / reprojection target).
-    keypoints3d: (B, 21, 3) metres, crop camera frame (projects to ~clean2d through
-        ``crop_intrinsics``).
+    clean_keypoints_2d: (B, 21, 2) true keypoints, crop px (refiner / reprojection target).
+    keypoints_3d: (B, 21, 3) metres, crop camera frame (projects to ~clean_keypoints_2d
+        through ``crop_intrinsics``).
     theta: (B, 63) target [pose 45 rad | shape 10 | crop camera 8].
     """
 
-    joints2d: torch.Tensor
+    keypoints_2d: torch.Tensor
     confidence: torch.Tensor
-    clean2d: torch.Tensor
-    keypoints3d: torch.Tensor
+    clean_keypoints_2d: torch.Tensor
+    keypoints_3d: torch.Tensor
     theta: torch.Tensor
 
 
@@ -210,11 +210,12 @@ def sample_keypoint_batch(
     noisy_image, outlier = _add_noise(clean_image, cfg, generator)
     confidence = _confidence(outlier, cfg, generator)
     roi = hand_roi(noisy_image, cfg.crop_size)
-    joints2d, clean2d = roi.to_roi_pixels(noisy_image), roi.to_roi_pixels(clean_image)
+    keypoints_2d = roi.to_roi_pixels(noisy_image)
+    clean_keypoints_2d = roi.to_roi_pixels(clean_image)
     view = crop_view_rotation(roi.centre, k)  # (B, 3, 3): camera -> crop camera is view^T
     local = local @ view
-    anchor = fit_crop_anchor(local, clean2d, cfg.crop_size)
-    keypoints3d = local + anchor[:, None]
+    anchor = fit_crop_anchor(local, clean_keypoints_2d, cfg.crop_size)
+    keypoints_3d = local + anchor[:, None]
     cam = crop_camera_params(view.transpose(1, 2) @ rotation, anchor, cfg.crop_size)
     theta = torch.cat((pose, shape, cam), dim=1)
-    return KeypointBatch(joints2d, confidence, clean2d, keypoints3d, theta)
+    return KeypointBatch(keypoints_2d, confidence, clean_keypoints_2d, keypoints_3d, theta)

@@ -20,6 +20,7 @@ from hand_mesh_ros.camera import (
     CROP_CAMERA_DIM,
     CROP_SIZE,
     backproject,
+    batched_intrinsics,
     crop_camera_parts,
     crop_intrinsics,
     project,
@@ -85,25 +86,21 @@ class SkeletonFrame:
     g: torch.Tensor
 
 
-def _batched_k(K: torch.Tensor, batch: int) -> torch.Tensor:
-    return K.expand(batch, 3, 3) if K.dim() == 2 else K
-
-
-def skeleton_frame(keypoints3d: torch.Tensor, K: torch.Tensor) -> SkeletonFrame:
-    """The Eq. 8 normalisation frame of a skeleton: keypoints3d (B, 21, 3) metres, camera frame;
+def skeleton_frame(keypoints_3d: torch.Tensor, K: torch.Tensor) -> SkeletonFrame:
+    """The Eq. 8 normalisation frame of a skeleton: keypoints_3d (B, 21, 3) metres, camera frame;
     K (3, 3) or (B, 3, 3). f = (fx + fy) / 2 (the paper has a single f)."""
-    uv = project(keypoints3d, K)
+    uv = project(keypoints_3d, K)
     box = (uv.amax(dim=1) - uv.amin(dim=1)).amax(dim=-1)  # (B,) max(width, height)
-    k = _batched_k(K.to(keypoints3d.dtype), keypoints3d.shape[0])
+    k = batched_intrinsics(K.to(keypoints_3d.dtype), keypoints_3d.shape[0])
     focal = 0.5 * (k[:, 0, 0] + k[:, 1, 1])
     mcp = MIDDLE_MCP_KEYPOINT
     return SkeletonFrame(
-        uv[:, mcp, 0], uv[:, mcp, 1], keypoints3d[:, mcp, 2], focal, BOX_SCALE * box
+        uv[:, mcp, 0], uv[:, mcp, 1], keypoints_3d[:, mcp, 2], focal, BOX_SCALE * box
     )
 
 
 def normalise_skeleton(
-    keypoints3d: torch.Tensor, K: torch.Tensor, frame: SkeletonFrame | None = None
+    keypoints_3d: torch.Tensor, K: torch.Tensor, frame: SkeletonFrame | None = None
 ) -> torch.Tensor:
     """Eq. 8's N(.): centre at the middle MCP, x/y from the 2D projection, z from the depth.
 
@@ -115,17 +112,17 @@ def normalise_skeleton(
         x' = (u - u_mcp) / g,   y' = (v - v_mcp) / g,   z' = (z - z_mcp) * f / (z_mcp * g)
 
     i.e. z is converted to pixels at the MCP's depth (divided by z_mcp / f) and then divided by
-    g like x and y, so all three axes share one unit. keypoints3d (B, 21, 3) metres, camera
+    g like x and y, so all three axes share one unit. keypoints_3d (B, 21, 3) metres, camera
     frame; frame: None = this skeleton's own ``skeleton_frame``. Returns (B, 21, 3).
     """
     if frame is None:
-        frame = skeleton_frame(keypoints3d, K)
-    uv = project(keypoints3d, K)
+        frame = skeleton_frame(keypoints_3d, K)
+    uv = project(keypoints_3d, K)
     g = frame.g[:, None]
     x = (uv[..., 0] - frame.u_mcp[:, None]) / g
     y = (uv[..., 1] - frame.v_mcp[:, None]) / g
     z_mcp = frame.z_mcp[:, None]
-    z = (keypoints3d[..., 2] - z_mcp) * frame.focal[:, None] / (z_mcp * g)
+    z = (keypoints_3d[..., 2] - z_mcp) * frame.focal[:, None] / (z_mcp * g)
     return torch.stack((x, y, z), dim=-1)
 
 
@@ -144,8 +141,8 @@ def denormalise_skeleton(
 
 
 def articulation_loss(
-    keypoints3d: torch.Tensor,
-    target3d: torch.Tensor,
+    keypoints_3d: torch.Tensor,
+    target_3d: torch.Tensor,
     K: torch.Tensor,
     *,
     target_K: torch.Tensor | None = None,
@@ -154,7 +151,7 @@ def articulation_loss(
 ) -> torch.Tensor:
     """Eq. 8: ||N(J(theta)) - N(J_gt)||^2 summed over keypoints and axes -> (B,).
 
-    keypoints3d: (B, 21, 3) metres in the camera frame of K; target3d: (B, 21, 3) metres in
+    keypoints_3d: (B, 21, 3) metres in the camera frame of K; target_3d: (B, 21, 3) metres in
     the frame of ``target_K`` (default K). Both must project to the same pixel grid (crop
     pixels); they may differ in metric depth, e.g. prediction in the virtual crop camera and
     ground truth in the real camera cropped: z enters only relative to each skeleton's own
@@ -165,18 +162,18 @@ def articulation_loss(
     evidence"); "each" uses each skeleton's own frame (invariant to 2D translation and scale).
     """
     target_K = K if target_K is None else target_K
-    target_frame = skeleton_frame(target3d, target_K)
-    pred_frame = skeleton_frame(keypoints3d, K)
+    target_frame = skeleton_frame(target_3d, target_K)
+    pred_frame = skeleton_frame(keypoints_3d, K)
     if frame_from == "target":
         pred_frame = replace(
             pred_frame, u_mcp=target_frame.u_mcp, v_mcp=target_frame.v_mcp, g=target_frame.g
         )
     elif frame_from != "each":
         raise ValueError(f"frame_from must be 'target' or 'each', got {frame_from!r}")
-    diff = normalise_skeleton(keypoints3d, K, pred_frame) - normalise_skeleton(
-        target3d, target_K, target_frame
+    diff = normalise_skeleton(keypoints_3d, K, pred_frame) - normalise_skeleton(
+        target_3d, target_K, target_frame
     )
-    return ((diff**2).sum(dim=-1) * _vis(visibility, keypoints3d)).sum(dim=1)
+    return ((diff**2).sum(dim=-1) * _vis(visibility, keypoints_3d)).sum(dim=1)
 
 
 def silhouette_loss(silhouette: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -228,8 +225,8 @@ def laplacian_loss(
 
 
 def silhouette_weights(
-    keypoints2d: torch.Tensor,
-    target2d: torch.Tensor,
+    keypoints_2d: torch.Tensor,
+    target_2d: torch.Tensor,
     *,
     weight: float,
     threshold_px: float,
@@ -238,13 +235,13 @@ def silhouette_weights(
     """Eq. 12: per-sample shape-loss weight, ``weight`` where the mean 2D distance between the
     projected 3D skeleton and the ground-truth 2D joints is below ``threshold_px``, else 0.
 
-    keypoints2d, target2d: (B, 21, 2) pixels; visibility (B, 21) or None. Returns (B,).
+    keypoints_2d, target_2d: (B, 21, 2) pixels; visibility (B, 21) or None. Returns (B,).
     Not differentiable (a switch).
     """
-    vis = _vis(visibility, target2d)
-    dist = (keypoints2d.detach() - target2d).norm(dim=-1)
+    vis = _vis(visibility, target_2d)
+    dist = (keypoints_2d.detach() - target_2d).norm(dim=-1)
     mean = (dist * vis).sum(dim=1) / vis.sum(dim=1).clamp_min(1.0)
-    return torch.where(mean < threshold_px, weight, 0.0).to(keypoints2d.dtype)
+    return torch.where(mean < threshold_px, weight, 0.0).to(keypoints_2d.dtype)
 
 
 # ---- Eq. 7: the overall loss -------------------------------------------------------------
@@ -278,10 +275,12 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class DHPETargets:
-    """Ground truth for one batch.
+    """Ground truth for one batch. A ``training.batches.TrainBatch`` has the same fields
+    (and is passed to ``DHPELoss`` as is).
 
-    keypoints2d: (B, 21, 2) crop pixels. keypoints3d: (B, 21, 3) metres in the camera frame
-    of ``intrinsics`` (which must map them to crop pixels; None = the virtual crop camera).
+    keypoints_2d: (B, 21, 2) crop pixels. keypoints_3d: (B, 21, 3) metres in the camera frame
+    of ``K`` (B, 3, 3) or (3, 3) (which must map them to crop pixels; None = the virtual crop
+    camera).
     mask: (B, H, W) hand mask in [0, 1] over the crop (area-resized to the silhouette size)
     or None. visibility: (B, 21) weights or None.
     has_3d, has_mask: (B,) bool, which samples have a 3D skeleton / a mask (None = all); the
@@ -289,11 +288,11 @@ class DHPETargets:
     placeholder values are never used, so zeros or NaNs there are harmless).
     """
 
-    keypoints2d: torch.Tensor
-    keypoints3d: torch.Tensor
+    keypoints_2d: torch.Tensor
+    keypoints_3d: torch.Tensor
     mask: torch.Tensor | None = None
     visibility: torch.Tensor | None = None
-    intrinsics: torch.Tensor | None = None
+    K: torch.Tensor | None = None
     has_3d: torch.Tensor | None = None
     has_mask: torch.Tensor | None = None
 
@@ -365,14 +364,15 @@ class DHPELoss(torch.nn.Module):
     def forward(
         self, output, targets: DHPETargets, masked_feature: torch.Tensor | None = None
     ) -> LossTerms:
-        """output: a ``nets.dhpe.DHPEOutput``; masked_feature: (B, D) F(image * mask) or None
-        (no feature term)."""
+        """output: a ``nets.dhpe.DHPEOutput``; targets: a ``DHPETargets`` or anything with its
+        fields (a ``TrainBatch``); masked_feature: (B, D) F(image * mask) or None (no feature
+        term)."""
         cfg, final, vis = self.config, output.iterations[-1], targets.visibility
         zero = final.params.new_zeros(final.params.shape[0])
         k = crop_intrinsics(self.crop_size, dtype=final.params.dtype, device=final.params.device)
-        target3d, target_k = _fill_missing_3d(final.keypoints3d, targets, k)
+        target_3d, target_k = _fill_missing_3d(final.keypoints_3d, targets, k)
         heat_target = gaussian_heatmaps(
-            targets.keypoints2d,
+            targets.keypoints_2d,
             heatmap_size=output.heatmaps[-1].shape[-1],
             crop_size=self.crop_size,
             sigma=cfg.heatmap_sigma,
@@ -384,14 +384,14 @@ class DHPELoss(torch.nn.Module):
             else feature_loss(output.feature, masked_feature),
             "heatmap": heatmap_loss(output.heatmaps, heat_target, vis),
             "refiner": refiner_loss(
-                [it.refined_joints2d for it in output.iterations],
-                targets.keypoints2d,
+                [it.refined_keypoints_2d for it in output.iterations],
+                targets.keypoints_2d,
                 vis,
                 scale=self.crop_size / 2.0,
             ),
             "articulation": articulation_loss(
-                final.keypoints3d,
-                target3d,
+                final.keypoints_3d,
+                target_3d,
                 k,
                 target_K=target_k,
                 frame_from=cfg.articulation_frame,
@@ -404,8 +404,8 @@ class DHPELoss(torch.nn.Module):
             sil_w = torch.full_like(zero, cfg.silhouette)
         else:
             sil_w = silhouette_weights(
-                final.keypoints2d,
-                targets.keypoints2d,
+                final.keypoints_2d,
+                targets.keypoints_2d,
                 weight=cfg.silhouette,
                 threshold_px=cfg.silhouette_threshold_px,
                 visibility=vis,
@@ -418,18 +418,18 @@ class DHPELoss(torch.nn.Module):
         return LossTerms(**means, silhouette_weights=sil_w, total=per_sample.mean())
 
 
-def _fill_missing_3d(predicted3d: torch.Tensor, targets: DHPETargets, k_crop: torch.Tensor):
-    """(target3d, target_K) with samples lacking 3D replaced by the detached prediction in
+def _fill_missing_3d(predicted_3d: torch.Tensor, targets: DHPETargets, k_crop: torch.Tensor):
+    """(target_3d, target_K) with samples lacking 3D replaced by the detached prediction in
     the crop camera k_crop (3, 3): finite values whose term ``_drop_missing`` then zeroes."""
     if targets.has_3d is None:
-        return targets.keypoints3d, targets.intrinsics
-    batch, crop = predicted3d.shape[0], predicted3d.detach()
-    k_crop = k_crop.expand(batch, 3, 3)
-    k_target = k_crop if targets.intrinsics is None else _batched_k(targets.intrinsics, batch)
+        return targets.keypoints_3d, targets.K
+    batch, crop = predicted_3d.shape[0], predicted_3d.detach()
+    k_crop = batched_intrinsics(k_crop, batch)
+    k_target = k_crop if targets.K is None else batched_intrinsics(targets.K, batch)
     keep = targets.has_3d.to(torch.bool)[:, None, None]
-    target3d = torch.where(keep, targets.keypoints3d.to(crop.dtype), crop)
+    target_3d = torch.where(keep, targets.keypoints_3d.to(crop.dtype), crop)
     target_k = torch.where(keep, k_target.to(crop.dtype), k_crop)
-    return target3d, target_k
+    return target_3d, target_k
 
 
 def _drop_missing(terms: dict, targets: DHPETargets) -> dict:

@@ -2,7 +2,9 @@
 
 * ``plot_pck``: 3D PCK curves (fraction of keypoints within each threshold, mm) of one or
   more evaluations, with their 20-50 mm AUC in the legend;
-* ``plot_training_curves``: loss terms against steps from one or more ``log.jsonl`` files.
+* ``plot_training_curves``: loss terms against steps from one or more ``log.jsonl`` files;
+* ``plot_regressor_curve``: the keypoint regressor's training loss and held-out PA-MPJPE
+  (``regressor_trainer.train``'s history).
 """
 
 from __future__ import annotations
@@ -67,6 +69,26 @@ def plot_training_curves(
     axes.ravel()[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_regressor_curve(history: dict, path: str | Path) -> Path:
+    """Training loss and held-out PA-MPJPE (regressor vs mean pose) of a
+    ``regressor_trainer.train`` history; writes and returns ``path``."""
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 3.8))
+    steps, loss = zip(*history["loss"], strict=True)
+    ax_loss.semilogy(steps, loss)
+    ax_loss.set(xlabel="step", ylabel="training loss (total)", title="training loss")
+    eval_steps = [s for s, _ in history["eval"]]
+    for key, label in (("pa_mpjpe_mm", "regressor"), ("baseline_pa_mpjpe_mm", "mean pose")):
+        ax_err.plot(eval_steps, [m[key] for _, m in history["eval"]], label=label)
+    ax_err.set(xlabel="step", ylabel="PA-MPJPE (mm)", title="held-out synthetic, training noise")
+    ax_err.legend()
+    for ax in (ax_loss, ax_err):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
 

@@ -3,8 +3,8 @@
 For each seed (a training crop and the network's predicted theta for it):
 
 1. texture: the predicted mesh is placed in the crop camera and every vertex takes the seed
-   image's colour at its projection (bilinear); vertices hidden behind the mesh itself (depth
-   more than ``visibility_tolerance`` behind the z-buffer) take the mean colour of the visible
+   image's color at its projection (bilinear); vertices hidden behind the mesh itself (depth
+   more than ``visibility_tolerance`` behind the z-buffer) take the mean color of the visible
    ones (``vertex_texture``) -- our stand-in for the paper's neural texture renderer (Kato et
    al.);
 2. ``copies`` new hands keep the seed's articulation (pose) and get a new shape, each
@@ -16,7 +16,7 @@ For each seed (a training crop and the network's predicted theta for it):
    ``BOX_SCALE`` x max(width, height) of its projected keypoints, centred on that box, mapped
    to crop_size pixels (K = A @ K_crop);
 4. it is rendered with the hard rasterizer and the texture, and composited on a random
-   procedural background (smooth colour field + pixel noise; the paper used NYU images).
+   procedural background (smooth color field + pixel noise; the paper used NYU images).
 
 Every new instance has exact labels: keypoints_3d (metres, camera frame of K), keypoints_2d
 (= project(keypoints_3d, K), crop px), mask, and its hand-model parameters.
@@ -33,16 +33,22 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from hand_mesh_ros.camera import CROP_REF_DEPTH, apply_crop_camera, crop_intrinsics, project
+from hand_mesh_ros.camera import (
+    CROP_REF_DEPTH,
+    apply_crop_camera,
+    batched_intrinsics,
+    crop_intrinsics,
+    project,
+)
 from hand_mesh_ros.hand_params import split_theta
 from hand_mesh_ros.render import rasterize
 from hand_mesh_ros.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from hand_mesh_ros.topology import MIDDLE_MCP_KEYPOINT, NUM_KEYPOINTS, NUM_SHAPE
 from hand_mesh_ros.training.losses import BOX_SCALE
 
-BACKGROUND_GRID = 4  # cells per side of the coarse random colour field of a background
+BACKGROUND_GRID = 4  # cells per side of the coarse random color field of a background
 BACKGROUND_NOISE = 0.03  # std of the per-pixel noise added to a background, [0, 1] units
-FALLBACK_COLOUR = 0.5  # grey, for vertices of an invisible mesh projecting outside the image
+FALLBACK_COLOR = 0.5  # grey, for vertices of an invisible mesh projecting outside the image
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,11 +103,11 @@ def vertex_texture(
     *,
     visibility_tolerance: float = 0.004,
 ) -> torch.Tensor:
-    """Per-vertex colours sampled from the image the mesh was fitted to.
+    """Per-vertex colors sampled from the image the mesh was fitted to.
 
     image (B, 3, H, W) in [0, 1]; vertices (B, V, 3) metres in the camera frame of K (3, 3)
     or (B, 3, 3). Returns (B, V, 3): bilinear samples at the vertices' projections for
-    visible vertices, the mean visible colour for hidden or out-of-image ones; for a mesh
+    visible vertices, the mean visible color for hidden or out-of-image ones; for a mesh
     with no visible vertex (smaller than a pixel), the samples at every vertex inside the
     image and grey outside.
     """
@@ -109,7 +115,7 @@ def vertex_texture(
     uv = project(vertices, K)
     scale = torch.tensor([2.0 / width, 2.0 / height], dtype=uv.dtype, device=uv.device)
     grid = ((uv + 0.5) * scale - 1.0)[:, :, None, :]  # pixel centres -> align_corners=False
-    colours = F.grid_sample(image, grid.to(image.dtype), align_corners=False)[..., 0].mT
+    colors = F.grid_sample(image, grid.to(image.dtype), align_corners=False)[..., 0].mT
     raster = rasterize(vertices, faces, K, (height, width))
     zbuffer = F.grid_sample(
         raster.depth[:, None].to(image.dtype),
@@ -120,11 +126,11 @@ def vertex_texture(
     inside = (grid[:, :, 0].abs() <= 1.0).all(dim=-1)
     visible = inside & (zbuffer > 0) & (vertices[..., 2] <= zbuffer + visibility_tolerance)
     weight = visible.to(image.dtype)[..., None]
-    mean = (colours * weight).sum(1) / weight.sum(1).clamp_min(1.0)
-    textured = torch.where(visible[..., None], colours, mean[:, None, :])
+    mean = (colors * weight).sum(1) / weight.sum(1).clamp_min(1.0)
+    textured = torch.where(visible[..., None], colors, mean[:, None, :])
     # a mesh too small to cover any pixel centre has no visible vertex: raw samples then
     none_visible = (weight.sum(1) == 0)[:, None, :]
-    raw = torch.where(inside[..., None], colours, FALLBACK_COLOUR)
+    raw = torch.where(inside[..., None], colors, FALLBACK_COLOR)
     return torch.where(none_visible, raw, textured)
 
 
@@ -150,11 +156,11 @@ def framing_intrinsics(keypoints_2d: torch.Tensor, K: torch.Tensor, crop_size: i
     affine = torch.zeros(keypoints_2d.shape[0], 3, 3, dtype=K.dtype, device=K.device)
     affine[:, 0, 0], affine[:, 1, 1], affine[:, 2, 2] = s, s, 1.0
     affine[:, :2, 2] = -left_top * s[:, None] - 0.5
-    return affine @ K.expand(keypoints_2d.shape[0], 3, 3)
+    return affine @ batched_intrinsics(K, keypoints_2d.shape[0])
 
 
 def random_backgrounds(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, 3, size, size) smooth random colour fields plus pixel noise, in [0, 1]."""
+    """(n, 3, size, size) smooth random color fields plus pixel noise, in [0, 1]."""
     coarse = torch.rand(n, 3, BACKGROUND_GRID, BACKGROUND_GRID, generator=generator)
     smooth = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
     noise = torch.randn(n, 3, size, size, generator=generator) * BACKGROUND_NOISE
@@ -215,8 +221,8 @@ def augment_from_predictions(
         )
         mask = raster.mask.to(dtype)
         background = random_backgrounds(n, size, generator).to(device=device, dtype=dtype)
-        colour = raster.color.permute(0, 3, 1, 2).clamp(0.0, 1.0)
-        image = mask[:, None] * colour + (1.0 - mask[:, None]) * background
+        color = raster.color.permute(0, 3, 1, 2).clamp(0.0, 1.0)
+        image = mask[:, None] * color + (1.0 - mask[:, None]) * background
     return AugmentedBatch(
         image=image,
         mask=mask,

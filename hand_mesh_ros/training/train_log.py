@@ -22,7 +22,7 @@ import torch
 
 OVERLAY_SAMPLES = 4  # crops per overlay image
 OVERLAY_SCALE = 2  # overlay pixels per crop pixel (small crops are hard to read otherwise)
-GT_COLOUR, PRED_COLOUR, SIL_COLOUR = (0, 200, 0), (230, 30, 30), (250, 220, 0)
+GT_COLOR, PRED_COLOR, SIL_COLOR = (0, 200, 0), (230, 30, 30), (250, 220, 0)
 
 
 def tensorboard_writer(directory: Path):
@@ -48,13 +48,13 @@ def overlay_image(
         sil = silhouette.detach().float().cpu().numpy()
         sil = cv2.resize((sil > 0.5).astype(np.uint8), (size, size), cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(sil, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(rgb, contours, -1, SIL_COLOUR, 1)
-    for points, colour in ((gt_keypoints, GT_COLOUR), (pred_keypoints, PRED_COLOUR)):
+        cv2.drawContours(rgb, contours, -1, SIL_COLOR, 1)
+    for points, color in ((gt_keypoints, GT_COLOR), (pred_keypoints, PRED_COLOR)):
         if points is None:
             continue
         for u, v in (points.detach().float().cpu().numpy() + 0.5) * OVERLAY_SCALE - 0.5:
             if np.isfinite(u) and np.isfinite(v):
-                cv2.circle(rgb, (int(round(u)), int(round(v))), 2, colour, -1)
+                cv2.circle(rgb, (int(round(u)), int(round(v))), 2, color, -1)
     return rgb
 
 
@@ -64,7 +64,7 @@ def overlay_grid(batch, output) -> np.ndarray:
     for i in range(min(OVERLAY_SAMPLES, len(batch))):
         pred = sil = None
         if output is not None:
-            pred, sil = output.final.keypoints2d[i], output.final.silhouette
+            pred, sil = output.final.keypoints_2d[i], output.final.silhouette
             sil = None if sil is None else sil[i]
         tiles.append(overlay_image(batch.image[i], batch.keypoints_2d[i], pred, sil))
     return np.concatenate(tiles, axis=1)

@@ -47,15 +47,6 @@ from hand_mesh_ros.training.train_log import TrainLog
 AUGMENT_SEED_OFFSET = 7919  # the augmentation generator's seed is config.seed + this
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else the CPU; 'cuda' without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
-    return torch.device(name)
-
-
 def build_model(cfg: TrainConfig, device: torch.device) -> DHPE:
     """A DHPE as the config describes, with the right-hand open model and the prior's mean."""
     hand_model = load_hand_model("right")

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 SUPERSAMPLE = 4  # fillPoly works on integer pixels; draw at 4x and downsample
-BASE_COLOUR = np.array([150.0, 185.0, 225.0])  # BGR skin tone
+BASE_COLOR = np.array([150.0, 185.0, 225.0])  # BGR skin tone
 AMBIENT = 0.3
 
 
@@ -24,11 +24,11 @@ def view_rotation(yaw_deg: float = 0.0, pitch_deg: float = 0.0) -> np.ndarray:
 
 def render_mesh(verts: np.ndarray, faces: np.ndarray, rotation: np.ndarray, *,
                 size: int = 320, extent: float = 0.24, centre: np.ndarray | None = None,
-                colours: np.ndarray | None = None) -> np.ndarray:
+                colors: np.ndarray | None = None) -> np.ndarray:
     """Shade a mesh. verts (V, 3) metres, faces (F, 3) outward -> (size, size, 3) uint8 BGR.
 
     extent: metres covered by the image width; centre: model point at the image centre
-    (default: bounding-box centre); colours: optional (F, 3) BGR base colour per face.
+    (default: bounding-box centre); colors: optional (F, 3) BGR base color per face.
     """
     if centre is None:
         centre = 0.5 * (verts.min(0) + verts.max(0))
@@ -44,8 +44,8 @@ def render_mesh(verts: np.ndarray, faces: np.ndarray, rotation: np.ndarray, *,
     pix = np.round((tri[:, :, :2] * scale + big / 2) * 16).astype(np.int32)  # 4 fraction bits
     image = np.full((big, big, 3), 255, np.uint8)
     shade = AMBIENT + (1 - AMBIENT) * np.clip(-normals[:, 2], 0, 1)
-    base = np.broadcast_to(BASE_COLOUR, (len(faces), 3)) if colours is None else colours
+    base = np.broadcast_to(BASE_COLOR, (len(faces), 3)) if colors is None else colors
     for i in order:
-        colour = tuple(float(c) for c in base[i] * shade[i])
-        cv2.fillPoly(image, [pix[i]], colour, lineType=cv2.LINE_AA, shift=4)
+        color = tuple(float(c) for c in base[i] * shade[i])
+        cv2.fillPoly(image, [pix[i]], color, lineType=cv2.LINE_AA, shift=4)
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,80 @@
+"""Settings of the image -> hands pipeline: ``EstimatorConfig`` (one frame) and
+``TrackerConfig`` (continuity over a stream). Each field's default, range and description are
+written once (``settings.setting``); ``config/estimator.yaml`` holds the same defaults and
+test/test_config.py checks that they agree. The ROS node declares its parameters from these
+tables (``ros/params.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hand_mesh_ros.devices import DEVICES
+from hand_mesh_ros.settings import check_settings, setting
+
+MAX_HANDS = 8  # most hands one frame may ask for (mediapipe's cost grows with each)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EstimatorConfig:
+    """How one frame is estimated (detector, refinement, weights)."""
+
+    device: str = setting(
+        "auto", f"torch device, one of {DEVICES}; cuda falls back to the CPU", choices=DEVICES
+    )
+    max_hands: int = setting(
+        2, "most hands estimated per image", low=1, high=MAX_HANDS, live=True
+    )
+    mirrored_input: bool = setting(
+        False, "true for selfie (mirrored) cameras, mediapipe's convention: fixes left/right",
+        live=True,
+    )
+    min_detection_confidence: float = setting(
+        0.3, "mediapipe palm detection threshold", low=0.0, high=1.0, live=True
+    )
+    refine_iterations: int = setting(
+        50, "test-time refinement iterations, new hand (the paper's count; early stop applies)",
+        low=0, high=500, live=True,
+    )
+    warm_iterations: int = setting(
+        10, "refinement iterations, tracked hand (warm-started from the previous frame)",
+        low=0, high=500, live=True,
+    )
+    horizontal_fov_deg: float = setting(
+        60.0, "field of view assumed when no intrinsics are given, degrees", low=10.0, high=170.0,
+        live=True,
+    )
+    # trained weights of the paper's 2D evidence estimator (ResNet + CPM); when given, its
+    # heatmap keypoints replace mediapipe's (mediapipe still finds the hands)
+    evidence_weights: str = setting("", "DHPE ResNet+CPM weights file for 2D keypoints; '' = none")
+    # mediapipe's "world" skeleton constrains finger articulation where 2D is ambiguous
+    skeleton_weight: float = setting(
+        0.1, "weight of the detector's 3D landmarks in refinement (0 = unused)",
+        low=0.0, high=1e4, live=True,
+    )
+    # tracked hands: staying near the previous frame's fit damps detector jitter
+    temporal_weight: float = setting(
+        100.0, "tracked hands: weight of staying near the last fit", low=0.0, high=1e6, live=True
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackerConfig:
+    """When a hand's track (identity and warm start) continues and when it ends. Every rule of
+    continuity lives in ``HandTracker`` and reads these."""
+
+    max_missed_frames: int = setting(
+        3, "frames a hand track survives undetected", low=0, high=1000, live=True
+    )
+    # a stamp gap longer than this, a stamp going backwards (a bag restarting) or a new image
+    # size ends every track: the next frame starts cold
+    track_timeout_s: float = setting(
+        1.0, "reset hand tracks after a stamp gap this long (or a stamp going back), s",
+        low=0.01, high=3600.0, live=True,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)

@@ -1,0 +1,119 @@
+"""A camera driver stand-in, as its own process: publishes a clip (or one image) on
+``/camera/image_raw`` + ``/camera/camera_info`` at a fixed rate, with the QoS a driver uses.
+
+    python -m hand_mesh_ros.ros.camera_stream [--rate 30] [--frames 300] [--size 640x480]
+        [--reliability reliable|best_effort] [--transport raw|compressed] [--image FILE]
+        [--image-topic /camera/image_raw] [--camera-info-topic /camera/camera_info]
+
+The frames are the embedded rendered clip (a moving hand, ``synthetic/clip.py``) played
+forwards and backwards, or ``--image`` repeated. Stamps advance by 1/rate. At the end one JSON
+line on stdout: frames sent, the first and last stamp, the achieved rate. Used by the
+cross-process test and ``benchmarks/bench_camera_stream.py``; also handy to try the node
+without a camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from hand_mesh_ros.ros.client import camera_info_msg, make_header, rgb_image_msg
+from hand_mesh_ros.ros.config import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_IMAGE_TOPIC
+
+FRAME_ID = "camera_optical_frame"
+FIRST_STAMP_NS = 1_800_000_000_000_000_000
+DISCOVERY_WAIT_S = 1.0  # before the first frame: let the subscribers match
+CAMERA_DEPTH = 5  # keep-last depth of a typical camera driver's publisher
+
+
+def frames_of(args) -> tuple[list[np.ndarray], np.ndarray]:
+    """The RGB frames to loop over and their K (3, 3)."""
+    w, h = map(int, args.size.split("x"))
+    if args.image:
+        from hand_mesh_ros.imageio import read_image
+
+        rgb = cv2.resize(read_image(args.image), (w, h), interpolation=cv2.INTER_AREA)
+        focal = w / 2 / np.tan(np.radians(30))
+        K = np.array([[focal, 0, (w - 1) / 2], [0, focal, (h - 1) / 2], [0, 0, 1]])
+        return [rgb], K
+    from hand_mesh_ros import load_hand_model
+    from hand_mesh_ros.handmodel.prior import PosePrior
+    from hand_mesh_ros.synthetic.clip import render_clip
+
+    model = load_hand_model("right")
+    clip = render_clip(model, PosePrior.from_model(model), args.clip_frames, seed=0,
+                       image_size=(h, w))
+    images = [f.image for f in clip.frames]
+    return images + images[-2:0:-1], clip.K.double().numpy()  # forwards, then backwards
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="camera_stream", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=30.0)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--size", default="640x480")
+    parser.add_argument("--reliability", choices=("reliable", "best_effort"), default="reliable")
+    parser.add_argument("--transport", choices=("raw", "compressed"), default="raw")
+    parser.add_argument("--image", default=None, help="an image file instead of the clip")
+    parser.add_argument("--clip-frames", type=int, default=24)
+    parser.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC)
+    parser.add_argument("--camera-info-topic", default=DEFAULT_CAMERA_INFO_TOPIC)
+    args, ros_args = parser.parse_known_args(argv)
+    images, K = frames_of(args)
+    rclpy.init(args=["camera_stream", *ros_args])
+    node = Node("camera_stream")
+    qos = QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=CAMERA_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE
+        if args.reliability == "reliable"
+        else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+    compressed = args.transport == "compressed"
+    topic = f"{args.image_topic}/compressed" if compressed else args.image_topic
+    image_pub = node.create_publisher(CompressedImage if compressed else Image, topic, qos)
+    info_pub = node.create_publisher(CameraInfo, args.camera_info_topic, qos)
+    time.sleep(DISCOVERY_WAIT_S)
+    period_ns = round(1e9 / args.rate)
+    start = time.monotonic()
+    h, w = images[0].shape[:2]
+    for i in range(args.frames):
+        header = make_header(FIRST_STAMP_NS + i * period_ns, FRAME_ID)
+        rgb = images[i % len(images)]
+        info_pub.publish(camera_info_msg(K, w, h, header))
+        if compressed:
+            ok, jpeg = cv2.imencode(".jpg", rgb[:, :, ::-1])
+            msg = CompressedImage(header=header, format="rgb8; jpeg compressed bgr8")
+            msg.data = jpeg.tobytes()
+            image_pub.publish(msg)
+        else:
+            image_pub.publish(rgb_image_msg(rgb, header))
+        time.sleep(max(0.0, start + (i + 1) / args.rate - time.monotonic()))
+    elapsed = time.monotonic() - start
+    time.sleep(0.5)  # reliable: let the last samples be acknowledged
+    print(json.dumps({
+        "sent": args.frames,
+        "first_stamp_ns": FIRST_STAMP_NS,
+        "last_stamp_ns": FIRST_STAMP_NS + (args.frames - 1) * period_ns,
+        "rate_hz": round(args.frames / elapsed, 2),
+        "size": f"{w}x{h}",
+        "reliability": args.reliability,
+        "transport": args.transport,
+    }), flush=True)
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

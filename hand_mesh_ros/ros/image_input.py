@@ -1,0 +1,114 @@
+"""The node's image subscription: QoS matched to the camera (``image_qos.py``), raw or
+compressed transport, and every frame that did not arrive counted.
+
+Counted on /diagnostics: ``frames_lost_in_transport`` (the subscription's message-lost events:
+samples DDS knows it did not deliver) and ``frames_missed_in_sequence`` (gaps in the
+publishers' sequence numbers: lost in transport or overwritten in the subscription's queue).
+A loss gets one throttled warning naming the remedy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rclpy.event_handler import SubscriptionEventCallbacks
+from sensor_msgs.msg import CompressedImage, Image
+
+from hand_mesh_ros.ros.image_qos import choose_reliability, image_qos_profile
+from hand_mesh_ros.ros.runtime import NodeStats, SequenceGaps, WarningThrottle
+
+QOS_CHECK_PERIOD_S = 0.1  # image_qos auto: how often the publishers' reliability is re-read
+LOSS_REMEDY = (
+    "large images across processes: subscribe reliable to a reliable camera (image_qos: auto "
+    "does), and give both processes a large-data transport (config/fastdds_large_data.xml via "
+    "FASTRTPS_DEFAULT_PROFILES_FILE, or FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA)"
+)
+
+
+class ImageInput:
+    """Subscribes ``topic`` (or ``topic``/compressed) on ``node`` and hands every message to
+    ``on_frame``; ``mode`` auto | sensor_data | reliable, ``transport`` raw | compressed."""
+
+    def __init__(
+        self,
+        node,
+        topic: str,
+        *,
+        mode: str,
+        transport: str,
+        on_frame: Callable[[object], None],
+        stats: NodeStats,
+        throttle: WarningThrottle,
+    ) -> None:
+        self._node, self._mode, self._on_frame = node, mode, on_frame
+        self._stats, self._throttle = stats, throttle
+        base = node.resolve_topic_name(topic)  # remaps apply to the base name (image_transport)
+        self.topic = f"{base}/compressed" if transport == "compressed" else base
+        self._type = CompressedImage if transport == "compressed" else Image
+        self._gaps = SequenceGaps()
+        self._subscription = None
+        self.reliability: str | None = None
+        self._timer = None
+
+    def start(self) -> None:
+        self._resubscribe()
+        if self._mode == "auto":
+            self._timer = self._node.create_timer(QOS_CHECK_PERIOD_S, self._resubscribe)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._node.destroy_timer(self._timer)
+            self._timer = None
+        if self._subscription is not None:
+            self._node.destroy_subscription(self._subscription)
+            self._subscription = None
+        self.reliability = None
+
+    def _resubscribe(self) -> None:
+        """(Re)create the subscription when the reliability it should have changed."""
+        publishers = self._node.get_publishers_info_by_topic(self.topic)
+        wanted = choose_reliability(self._mode, [p.qos_profile.reliability for p in publishers])
+        if wanted == self.reliability:
+            return
+        if self._subscription is not None:
+            self._node.destroy_subscription(self._subscription)
+        events = SubscriptionEventCallbacks(
+            message_lost=self._on_lost, incompatible_qos=self._on_incompatible
+        )
+        self._subscription = self._node.create_subscription(
+            self._type, self.topic, self._on_message, image_qos_profile(wanted),
+            event_callbacks=events,
+        )
+        self.reliability = wanted
+        counts = {str(p.qos_profile.reliability.name).lower() for p in publishers}
+        self._node.get_logger().info(
+            f"image subscription on {self.topic}: {wanted} (publishers: {sorted(counts) or 'none'})"
+        )
+
+    def _on_message(self, msg, info) -> None:
+        self._stats.count_received()
+        gid = info.get("publisher_gid")
+        key = bytes(gid["data"]) if isinstance(gid, dict) and "data" in gid else None
+        missed = self._gaps.add(key, info.get("publication_sequence_number"))
+        if missed:
+            self._stats.count_lost(in_sequence=missed)
+            self._warn_loss(f"{missed} frame(s) of {self.topic} never reached the node")
+        self._on_frame(msg)
+
+    def _on_lost(self, info) -> None:
+        self._stats.count_lost(in_transport=int(info.total_count_change))
+        self._warn_loss(f"DDS lost {info.total_count_change} frame(s) of {self.topic}")
+
+    def _on_incompatible(self, info) -> None:
+        """A publisher this subscription cannot hear (e.g. best effort vs our reliable); with
+        ``auto`` the next QoS check resubscribes."""
+        if self._throttle.ready("incompatible_qos"):
+            self._node.get_logger().warning(
+                f"a publisher of {self.topic} has an incompatible QoS "
+                f"({info.last_policy_kind}); image_qos={self._mode}"
+            )
+
+    def _warn_loss(self, text: str) -> None:
+        if self._throttle.ready("frames_lost"):
+            self._node.get_logger().warning(f"{text}: {LOSS_REMEDY}")
+
