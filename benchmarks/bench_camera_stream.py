@@ -46,16 +46,17 @@ def run_one(size: str, camera_qos: str, node_qos: str, args, domain: int) -> dic
          "--rate", str(args.rate), "--size", size, "--reliability", camera_qos],
         stdout=subprocess.PIPE, text=True, env=env,
     )
-    deadline = None
+    deadline, subscribed = None, set()
     while True:
         executor.spin_once(timeout_sec=0.05)
+        if node.stats.received and node._image_input is not None:
+            subscribed.add(node._image_input.reliability)  # while frames arrive
         if camera.poll() is not None and deadline is None:
             deadline = time.monotonic() + SETTLE_S
         if deadline is not None and time.monotonic() > deadline:
             break
     sent = json.loads(camera.stdout.read().strip().splitlines()[-1])
     values = node.stats.snapshot(time.monotonic())
-    reliability = node._image_input.reliability if node._image_input else None
     node._stop_input()
     executor.shutdown()
     node.destroy_node()
@@ -63,7 +64,7 @@ def run_one(size: str, camera_qos: str, node_qos: str, args, domain: int) -> dic
         "size": size,
         "camera": camera_qos,
         "node_image_qos": node_qos,
-        "subscribed": reliability,
+        "subscribed": "+".join(sorted(subscribed)),
         "sent": sent["sent"],
         "camera_rate_hz": sent["rate_hz"],
         "received": values["frames_received"],

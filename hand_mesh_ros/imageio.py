@@ -4,7 +4,7 @@ Every image leaves this module as an (H, W, 3) uint8 RGB array, C-contiguous. Th
 shared by files and raw arrays:
 
 - Channels: grey (H, W) or (H, W, 1) is replicated to three channels; a fourth (alpha)
-  channel is dropped, not composited (the colours under transparent pixels are kept as they
+  channel is dropped, not composited (the colors under transparent pixels are kept as they
   are); files decoded by OpenCV come in BGR(A) order and are reordered to RGB.
 - 8-bit: unchanged. 16-bit with 3 or 4 channels (a photo): full scale 65535 -> 255 by
   ``>> 8``, so exposure is kept. 16-bit single channel (mono16 / 16UC1, usually depth or IR
@@ -129,7 +129,7 @@ def decode_image(
 ) -> np.ndarray:
     """PNG or JPEG bytes (e.g. a sensor_msgs/CompressedImage) -> (H, W, 3) uint8 RGB.
 
-    channel_order: the order of the colour image that was encoded, "bgr" (OpenCV's and
+    channel_order: the order of the color image that was encoded, "bgr" (OpenCV's and
     image_transport's) or "rgb". The size is checked from the header before decoding; other
     formats, empty or corrupt data raise ``ImageError`` naming ``what``."""
     if channel_order not in ("bgr", "rgb"):

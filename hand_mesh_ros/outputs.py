@@ -170,7 +170,7 @@ def write_ply(path: str | Path, vertices, faces, *, binary: bool = True) -> None
 
 
 def render_overlay(image_rgb: np.ndarray, result: FrameResult) -> np.ndarray:
-    """The frame's hand meshes shaded over the image (coloured by side, nearer hands drawn
+    """The frame's hand meshes shaded over the image (colored by side, nearer hands drawn
     last), then each hand's fitted keypoints on top. image_rgb (H,W,3) uint8 -> same."""
     image = np.asarray(image_rgb)
     if image.shape != (result.height, result.width, 3) or image.dtype != np.uint8:

@@ -7,17 +7,30 @@
 The node configures and activates itself (``auto_start: true`` in config/estimator.yaml); set
 it to false in your parameter file to drive the lifecycle from a manager instead.
 RViz (rviz/hand_mesh.rviz) uses the fixed frame "camera_optical_frame": set it to your camera's
-optical frame (the frame_id of its images), or publish a transform to that frame.
+optical frame (the frame_id of its images), or publish a transform to that frame. Where rviz2
+is not installed, ``rviz:=true`` logs a warning and starts the estimator alone (a Node action
+for a missing package would fail the launch and leave the estimator running as an orphan,
+ros2/launch#747).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from ament_index_python.resources import has_resource
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
+
+
+def rviz_if_installed(context, rviz):
+    """``[rviz]`` when the rviz2 package is in the ament index, else ``[]`` and a warning."""
+    if has_resource("packages", "rviz2"):
+        return [rviz]
+    get_logger("launch").warning("rviz2 is not installed: starting without RViz")
+    return []
 
 
 def generate_launch_description():
@@ -44,6 +57,12 @@ def generate_launch_description():
             description="auto | cpu | cuda (auto: CUDA when available); overrides params_file",
         ),
         DeclareLaunchArgument(
+            "image_transport",
+            default_value="raw",
+            description="raw (sensor_msgs/Image on image_topic) | compressed "
+            "(sensor_msgs/CompressedImage on <image_topic>/compressed); overrides params_file",
+        ),
+        DeclareLaunchArgument(
             "rviz", default_value="false", description="true: also start RViz with the hand mesh"
         ),
         DeclareLaunchArgument(
@@ -57,7 +76,13 @@ def generate_launch_description():
         executable="estimator_node",
         name="hand_mesh_estimator",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("params_file"), {"device": LaunchConfiguration("device")}],
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {
+                "device": LaunchConfiguration("device"),
+                "image_transport": LaunchConfiguration("image_transport"),
+            },
+        ],
         remappings=[
             ("image", LaunchConfiguration("image_topic")),
             ("camera_info", LaunchConfiguration("camera_info_topic")),
@@ -69,7 +94,11 @@ def generate_launch_description():
         executable="rviz2",
         name="rviz2",
         arguments=["-d", os.path.join(share, "rviz", "hand_mesh.rviz")],
-        condition=IfCondition(LaunchConfiguration("rviz")),
         output="screen",
     )
-    return LaunchDescription([*arguments, estimator, rviz])
+    rviz_on_request = OpaqueFunction(
+        function=rviz_if_installed,
+        args=[rviz],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+    )
+    return LaunchDescription([*arguments, estimator, rviz_on_request])

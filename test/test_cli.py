@@ -252,3 +252,26 @@ def test_progress_lines_and_inputs_that_all_fail(tmp_path, capsys):
     assert f"error: {tmp_path / 'empty.png'}: empty file (0 bytes)" in lines
     assert lines[-1] == f"done: 1 input(s), 2 failed; results in {tmp_path / 'o'}"
     assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_params_file_sets_the_estimator_and_tracker_and_options_override_it(tmp_path, capsys):
+    from hand_mesh_ros.cli import build_parser, config_from_args
+    from hand_mesh_ros.pipeline.config import EstimatorConfig, TrackerConfig
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "/**:\n  ros__parameters:\n    max_hands: 4\n    warm_iterations: 6\n"
+        "    track_timeout_s: 0.25\n    publish_tf: false\n"  # a node option: accepted, unused
+    )
+    argv = ["estimate", "x.png", "--out", str(tmp_path), "--params-file", str(params)]
+    config, tracking = config_from_args(build_parser(argv).parse_args(argv))
+    assert (config.max_hands, config.warm_iterations) == (4, 6)
+    assert tracking == TrackerConfig(track_timeout_s=0.25)
+    argv += ["--max-hands", "1", "--device", "cpu"]
+    config, _ = config_from_args(build_parser(argv).parse_args(argv))
+    assert (config.max_hands, config.device, config.warm_iterations) == (1, "cpu", 6)
+    defaults, _ = config_from_args(build_parser(argv[:4]).parse_args(argv[:4]))
+    assert defaults == EstimatorConfig()
+    params.write_text("/**:\n  ros__parameters:\n    max_hand: 4\n")
+    assert main(argv) == 2  # an unknown key is a usage error naming it
+    assert "max_hand" in capsys.readouterr().err

@@ -5,57 +5,21 @@ parameter file, answering a real image over DDS."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from helpers import REPO_ROOT, SHARED_DATA
+from colcon_install import PY, sourced_env
+from helpers import SHARED_DATA
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
-COLCON = shutil.which("colcon", path=os.path.dirname(sys.executable))
 HANDS = SHARED_DATA / "hands"
-PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
 @pytest.fixture(scope="module")
-def install(tmp_path_factory):
-    if COLCON is None:
-        pytest.skip("colcon not installed")
-    if not (REPO_ROOT / ".git").exists():
-        pytest.skip("needs a git checkout (the tracked files make the workspace)")
-    ws = tmp_path_factory.mktemp("ws")
-    src = ws / "src" / "hand_mesh_ros"
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (f.decode() for f in files)):
-        if name.startswith(("docs/", "test/")) or not (REPO_ROOT / name).is_file():
-            continue
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, src / name)
-    prefix = sys.prefix
-    env = dict(os.environ, AMENT_PREFIX_PATH=prefix, CMAKE_PREFIX_PATH=prefix)
-    build = subprocess.run(
-        [
-            COLCON,
-            "build",
-            "--cmake-args",
-            f"-DPython3_EXECUTABLE={sys.executable}",
-            "-DBUILD_TESTING=OFF",
-        ],
-        cwd=ws,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    return ws / "install" / "hand_mesh_ros"
+def install(colcon_install):
+    return colcon_install  # built once per session (conftest.py, colcon_install.py)
 
 
 def test_colcon_installs_messages_library_node_launch_config_and_rviz(install):
@@ -83,15 +47,7 @@ def test_installed_node_process_answers_an_image_over_dds(install):
     from hand_mesh_ros.ros.client import EstimatorClient, NodeRunner
 
     domain = 150 + os.getpid() % 50
-    env = dict(os.environ)
-    env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)  # let the wheels' bootstrap set the loader path
-    env.update(
-        PYTHONPATH=str(install / "lib" / PY / "site-packages"),  # the install, not the source
-        LD_LIBRARY_PATH=f"{install / 'lib'}:{env.get('LD_LIBRARY_PATH', '')}",
-        AMENT_PREFIX_PATH=f"{install}:{sys.prefix}",
-        ROS_DOMAIN_ID=str(domain),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-    )
+    env = sourced_env(install, domain=domain)
     share = install / "share" / "hand_mesh_ros"
     node = subprocess.Popen(
         [

@@ -37,7 +37,7 @@ def _assert_rgb8(image: np.ndarray, height: int, width: int) -> None:
     assert image.flags.c_contiguous
 
 
-def test_colour_png_is_returned_as_rgb(tmp_path):
+def test_color_png_is_returned_as_rgb(tmp_path):
     rgb = _color_image()
     out = read_image(_write(tmp_path / "c.png", rgb[:, :, ::-1]))  # cv2 writes BGR
     _assert_rgb8(out, 48, 64)
@@ -54,12 +54,12 @@ def test_grey_png_is_replicated(tmp_path):
 
 def test_rgba_png_drops_alpha(tmp_path):
     rgb = _color_image()
-    alpha = np.zeros((48, 64, 1), np.uint8)  # fully transparent: colours are still kept
+    alpha = np.zeros((48, 64, 1), np.uint8)  # fully transparent: colors are still kept
     out = read_image(_write(tmp_path / "a.png", np.concatenate([rgb[:, :, ::-1], alpha], 2)))
     np.testing.assert_array_equal(out, rgb)
 
 
-def test_16bit_colour_png_is_shifted_by_8_bits(tmp_path):
+def test_16bit_color_png_is_shifted_by_8_bits(tmp_path):
     rgb16 = _color_image().astype(np.uint16) * 257 + 3  # full-scale 16-bit photo
     out = read_image(_write(tmp_path / "c16.png", rgb16[:, :, ::-1]))
     np.testing.assert_array_equal(out, (rgb16 >> 8).astype(np.uint8))
@@ -161,7 +161,7 @@ def test_real_shared_image_matches_cv2():
 # ---- to_rgb8: raw arrays with ROS encodings ----------------------------------------------
 
 
-def test_to_rgb8_colour_orders():
+def test_to_rgb8_color_orders():
     rgb = _color_image()
     alpha = np.full((48, 64, 1), 9, np.uint8)
     np.testing.assert_array_equal(to_rgb8(rgb, "rgb8"), rgb)

@@ -4,7 +4,9 @@
 ``generate_launch_description`` is evaluated symbolically (calls become ``Call`` records) and
 checked against CMakeLists.txt (package, installed executable and folders), the node's own
 names (``hand_mesh_ros.ros.config``) and config/estimator.yaml. Where launch_ros is importable
-(a ROS install with this package built), the real objects are checked as well.
+(a ROS install, or the shared wheels: tools/install_shared_wheels.sh), the real objects are
+checked as well, against this package built with colcon (the session's ``colcon_install``).
+test/test_ros2_cli.py runs the file with the real ``ros2 launch``.
 """
 
 from __future__ import annotations
@@ -26,13 +28,29 @@ from hand_mesh_ros.ros.config import (
     DEFAULT_CAMERA_INFO_TOPIC,
     DEFAULT_IMAGE_TOPIC,
     IMAGE_TOPIC,
+    IMAGE_TRANSPORTS,
     NODE_NAME,
 )
 
 LAUNCH_FILE = REPO_ROOT / "launch" / "estimator.launch.py"
 RVIZ_FILE = REPO_ROOT / "rviz" / "hand_mesh.rviz"
 PARAMS_FILE = REPO_ROOT / "config" / "estimator.yaml"
-ARGUMENTS = ("params_file", "image_topic", "camera_info_topic", "device", "rviz", "namespace")
+ARGUMENTS = (
+    "params_file",
+    "image_topic",
+    "camera_info_topic",
+    "device",
+    "image_transport",
+    "rviz",
+    "namespace",
+)
+# node parameters the launch arguments of the same name override (over params_file)
+OVERRIDES = ("device", "image_transport")
+# the one helper beside generate_launch_description: the OpaqueFunction that starts RViz only
+# where its package is installed (a Node of a missing package fails the launch and orphans the
+# estimator, ros2/launch#747)
+RVIZ_HELPER = "rviz_if_installed"
+LOGIC = (ast.If, ast.For, ast.While, ast.Lambda, ast.IfExp, ast.Try, ast.With)
 
 
 @dataclass(frozen=True)
@@ -112,14 +130,18 @@ def _share_path(*parts: str) -> Call:
     return Call("os.path.join", (share, *parts))
 
 
+def _functions() -> dict[str, ast.FunctionDef]:
+    tree = ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
 @pytest.fixture(scope="module")
 def description() -> Call:
     """The LaunchDescription returned by generate_launch_description, evaluated."""
-    tree = ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))
-    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    assert [f.name for f in functions] == ["generate_launch_description"]
+    functions = _functions()
+    assert list(functions) == [RVIZ_HELPER, "generate_launch_description"]
     env: dict = {}
-    for statement in functions[0].body:
+    for statement in functions["generate_launch_description"].body:
         if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
             continue  # a docstring
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
@@ -159,10 +181,19 @@ def _cmake() -> str:
 def test_launch_file_is_plain_declarations():
     source = LAUNCH_FILE.read_text()
     tree = ast.parse(source)
-    called = {_dotted(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    called = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     assert not called & {"eval", "exec", "compile", "__import__"}
-    logic = (ast.If, ast.For, ast.While, ast.Lambda, ast.IfExp, ast.Try, ast.With)
-    assert not [type(n).__name__ for n in ast.walk(tree) if isinstance(n, logic)]
+    functions = _functions()
+    generate = functions["generate_launch_description"]
+    assert not [type(n).__name__ for n in ast.walk(generate) if isinstance(n, LOGIC)]
+    # the RViz helper's one decision: is rviz2 in the ament index
+    helper = functions[RVIZ_HELPER]
+    decisions = [n for n in ast.walk(helper) if isinstance(n, LOGIC)]
+    assert [type(n).__name__ for n in decisions] == ["If"]
+    assert ast.unparse(decisions[0].test) == "has_resource('packages', 'rviz2')"
+    assert "rviz2 is not installed: starting without RViz" in ast.unparse(helper)
+    outside = [n for n in tree.body if not isinstance(n, ast.FunctionDef)]
+    assert not [type(n).__name__ for n in outside for m in ast.walk(n) if isinstance(m, LOGIC)]
     assert "camera_optical_frame" in ast.get_docstring(tree)  # users are told to set theirs
 
 
@@ -201,7 +232,10 @@ def test_lifecycle_node_action(description):
     assert node.kwargs["executable"] == executable == "estimator_node"
     assert node.kwargs["name"] == NODE_NAME == "hand_mesh_estimator"
     assert node.kwargs["namespace"] == _config("namespace")
-    assert node.kwargs["parameters"] == [_config("params_file"), {"device": _config("device")}]
+    assert node.kwargs["parameters"] == [
+        _config("params_file"),
+        {name: _config(name) for name in OVERRIDES},
+    ]
     assert node.kwargs["remappings"] == [
         (IMAGE_TOPIC, _config("image_topic")),
         (CAMERA_INFO_TOPIC, _config("camera_info_topic")),
@@ -220,17 +254,29 @@ def test_defaults_point_at_the_package_files_and_agree_with_the_node(description
     assert declared["camera_info_topic"] == DEFAULT_CAMERA_INFO_TOPIC == "/camera/camera_info"
     assert (declared["rviz"], declared["namespace"]) == ("false", "")
     parameters = yaml.safe_load(PARAMS_FILE.read_text())["/**"]["ros__parameters"]
-    assert "device" in parameters  # the override names a declared parameter ...
-    assert declared["device"] == parameters["device"] == "auto"  # ... with the same default
+    for name in OVERRIDES:  # each override names a declared parameter, with the same default
+        assert name in parameters, name
+        assert declared[name] == parameters[name], name
+    assert (declared["device"], declared["image_transport"]) == ("auto", "raw")
     device_help = _declared(description)["device"].kwargs["description"]
     assert all(choice in device_help for choice in DEVICES)
+    transport_help = _declared(description)["image_transport"].kwargs["description"]
+    assert all(choice in transport_help for choice in IMAGE_TRANSPORTS)
+    assert "/compressed" in transport_help
 
 
 def test_rviz_node_is_conditional_and_loads_the_installed_config(description):
-    rviz = _one(description, "Node")
+    assert not [a for a in _actions(description) if a.func == "Node"]  # never unconditional
+    on_request = _one(description, "OpaqueFunction")
+    assert on_request.kwargs["function"] == Name(RVIZ_HELPER)
+    assert on_request.kwargs["condition"] == Call("IfCondition", (_config("rviz"),))
+    (rviz,) = on_request.kwargs["args"]
+    assert rviz.func == "Node" and "condition" not in rviz.kwargs
     assert (rviz.kwargs["package"], rviz.kwargs["executable"]) == ("rviz2", "rviz2")
     assert rviz.kwargs["arguments"] == ["-d", _share_path("rviz", "hand_mesh.rviz")]
-    assert rviz.kwargs["condition"] == Call("IfCondition", (_config("rviz"),))
+    # after the estimator: whatever RViz does, the estimator has been started by then
+    actions = [a.func for a in _actions(description)]
+    assert actions.index("LifecycleNode") < actions.index("OpaqueFunction")
     assert re.search(r"install\(DIRECTORY [^)]*\brviz\b[^)]*DESTINATION share/", _cmake())
     assert RVIZ_FILE.is_file()
 
@@ -265,30 +311,70 @@ def test_rviz_config_shows_the_image_and_the_mesh():
         assert display_class == f"rviz_default_plugins/{message}", (topic, display_class)
     points = by_topic["/hand/points"]
     assert points["Class"] == "rviz_default_plugins/PointCloud2" and points["Enabled"] is False
-    assert points["Channel Name"] == "hand"  # coloured by track id
+    assert points["Channel Name"] == "hand"  # colored by track id
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("launch_ros") is None, reason="launch_ros needs a ROS 2 install"
-)
-def test_real_launch_objects():  # pragma: no cover - runs only on a ROS 2 install
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-    from launch.actions import DeclareLaunchArgument
-    from launch_ros.actions import LifecycleNode, Node
+@pytest.fixture()
+def launch_module(request, monkeypatch):
+    """launch/estimator.launch.py imported with the real launch / launch_ros, and
+    AMENT_PREFIX_PATH naming this package built with colcon (in front of the venv)."""
+    if importlib.util.find_spec("launch_ros") is None:
+        pytest.skip(
+            "launch_ros is not installed: a ROS 2 install, or tools/install_shared_wheels.sh "
+            "with ../shared/wheels beside the checkout"
+        )
+    from colcon_install import ament_prefix_path
 
-    try:
-        share = get_package_share_directory("hand_mesh_ros")
-    except PackageNotFoundError:
-        pytest.skip("hand_mesh_ros is not built into this ROS install")
+    install = request.getfixturevalue("colcon_install")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", ament_prefix_path(install))
     spec = importlib.util.spec_from_file_location("estimator_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    entities = module.generate_launch_description().entities
+    return module
+
+
+def test_real_launch_objects(launch_module, colcon_install):
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch_ros.actions import LifecycleNode
+
+    share = colcon_install / "share" / "hand_mesh_ros"
+    entities = launch_module.generate_launch_description().entities
     arguments = [e for e in entities if isinstance(e, DeclareLaunchArgument)]
     assert tuple(a.name for a in arguments) == ARGUMENTS
-    assert all(a.description for a in arguments)
+    assert all(len(a.description) > 10 for a in arguments)
     params_default = arguments[0].default_value[0].text
-    assert params_default == os.path.join(share, "config", "estimator.yaml")
+    assert params_default == str(share / "config" / "estimator.yaml")
+    assert Path(params_default).is_file()
     (node,) = [e for e in entities if isinstance(e, LifecycleNode)]
     assert (node.node_package, node.node_executable) == ("hand_mesh_ros", "estimator_node")
-    assert sum(isinstance(e, Node) for e in entities) == 2  # LifecycleNode is a Node too
+    (on_request,) = [e for e in entities if isinstance(e, OpaqueFunction)]
+    assert on_request.condition is not None
+    assert entities.index(node) < entities.index(on_request)
+
+
+class _Warnings:
+    def __init__(self):
+        self.messages: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def test_rviz_starts_only_where_its_package_is_installed(
+    launch_module, colcon_install, monkeypatch, tmp_path
+):
+    from launch_ros.actions import Node
+
+    warnings = _Warnings()
+    monkeypatch.setattr(launch_module, "get_logger", lambda name: warnings)
+    rviz = Node(package="rviz2", executable="rviz2")
+    # this install and the venv: no rviz2, so no Node (it would fail the launch) and a warning
+    assert launch_module.rviz_if_installed(None, rviz) == []
+    assert warnings.messages == ["rviz2 is not installed: starting without RViz"]
+    # a prefix whose ament index lists rviz2: the Node is started
+    marker = tmp_path / "share" / "ament_index" / "resource_index" / "packages" / "rviz2"
+    marker.parent.mkdir(parents=True)
+    marker.touch()
+    monkeypatch.setenv("AMENT_PREFIX_PATH", f"{tmp_path}:{os.environ['AMENT_PREFIX_PATH']}")
+    assert launch_module.rviz_if_installed(None, rviz) == [rviz]
+    assert len(warnings.messages) == 1

@@ -181,7 +181,7 @@ def test_overlay_draws_meshes_by_side_and_leaves_far_pixels(hands):
         box = changed[rows, cols]
         assert box.mean() > 0.3, f"{hand.side}: only {box.mean():.2f} of its box was drawn"
     assert near.mean() < 0.8 and not changed[~near].any(), "pixels far from the hands changed"
-    # colour by side: left is orange (R > B), right is blue (B > R) where the mesh was drawn
+    # color by side: left is orange (R > B), right is blue (B > R) where the mesh was drawn
     for hand in hands:
         rows, cols = _projected_box(hand, margin=0)
         patch = out[rows, cols].astype(int)

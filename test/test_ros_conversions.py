@@ -62,7 +62,7 @@ def rgb() -> np.ndarray:
 
 
 # ----- images -------------------------------------------------------------------------------
-def test_colour_encodings_convert_to_the_known_rgb(rgb):
+def test_color_encodings_convert_to_the_known_rgb(rgb):
     bgr = rgb[:, :, ::-1]
     alpha = np.full((HEIGHT, WIDTH, 1), 7, np.uint8)
     cases = {
@@ -94,7 +94,7 @@ def test_mono_encodings_replicate_and_stretch(rgb):
     assert image_msg_to_rgb8(_image_msg(depth, "16UC1", bigendian=True))[..., 0].max() == 255
 
 
-def test_big_endian_16_bit_colour_is_read_in_its_byte_order(rgb):
+def test_big_endian_16_bit_color_is_read_in_its_byte_order(rgb):
     high, low = rgb.astype(np.uint16), 255 - rgb.astype(np.uint16)
     wide = (high << 8) | low  # >> 8 gives rgb back; the bytes swapped give 255 - rgb
     for bigendian in (False, True):
@@ -323,7 +323,9 @@ def test_mesh_markers_are_deleteall_then_one_triangle_list_per_hand(hands):
     first = msg.markers[0]
     assert first.action == Marker.DELETEALL and first.ns == "hand_mesh"
     _assert_header(first.header, header)
-    colours = {"right": (0.25, 0.6, 1.0, 0.85), "left": (1.0, 0.55, 0.2, 0.85)}
+    from hand_mesh_ros.visualize import SIDE_COLORS  # one palette: overlay and RViz
+
+    colors = {side: (*(np.array(rgb) / 255.0), 0.85) for side, rgb in SIDE_COLORS.items()}
     for index, (marker, hand) in enumerate(zip(msg.markers[1:], hands, strict=True)):
         _assert_header(marker.header, header)
         assert (marker.type, marker.action, marker.id, marker.ns) == (
@@ -334,8 +336,8 @@ def test_mesh_markers_are_deleteall_then_one_triangle_list_per_hand(hands):
         assert (pose.orientation.x, pose.orientation.y, pose.orientation.z) == (0.0, 0.0, 0.0)
         assert pose.orientation.w == 1.0
         assert (marker.scale.x, marker.scale.y, marker.scale.z) == (1.0, 1.0, 1.0)
-        colour = (marker.color.r, marker.color.g, marker.color.b, marker.color.a)
-        np.testing.assert_allclose(colour, colours[hand.side], atol=1e-7)
+        color = (marker.color.r, marker.color.g, marker.color.b, marker.color.a)
+        np.testing.assert_allclose(color, colors[hand.side], atol=1e-7)
         points = np.array([(p.x, p.y, p.z) for p in marker.points])
         np.testing.assert_array_equal(points, hand.vertices[hand.faces].reshape(-1, 3))
         assert len(marker.points) == 3 * 1796

@@ -26,8 +26,9 @@ Reading ``hand/mesh`` (visualization_msgs/MarkerArray) in a grasp planner:
     the frame, pose identity, scale 1. ``points`` holds 3 x F points: triangle t is
     ``points[3t], points[3t+1], points[3t+2]``, counter-clockwise seen from outside the hand,
     metres in ``header.frame_id`` (the camera's optical frame) at ``header.stamp``.
-  - Colour tells the side: right hand bluish (0.25, 0.6, 1.0), left hand orange (1.0, 0.55,
-    0.2). The same hands as an indexed mesh with side and track id: ``HandMeshArray``.
+  - Color tells the side (``visualize.SIDE_COLORS``, as in the overlay): right hand blue
+    (0.31, 0.63, 1.0), left hand orange (1.0, 0.59, 0.24). The same hands as an indexed mesh
+    with side and track id: ``HandMeshArray``.
 
 Speed: a TRIANGLE_LIST of the 900-vertex, 1796-face hand is 5388 geometry_msgs/Point objects.
 They are created by filling the message class's slots directly (``_points_from_slots``): about
@@ -73,13 +74,14 @@ from hand_mesh_ros.topology import (
     NUM_SHAPE,
     WRIST_KEYPOINT,
 )
+from hand_mesh_ros.visualize import SIDE_COLORS
 
 DIAGNOSTIC_NAME = "hand_mesh_ros: estimator"
 MESH_NAMESPACE = "hand_mesh"
 JOINTS_NAMESPACE = "hand_joints"
-SIDE_RGBA: dict[str, tuple[float, float, float, float]] = {
-    "right": (0.25, 0.6, 1.0, 0.85),
-    "left": (1.0, 0.55, 0.2, 0.85),
+MARKER_ALPHA = 0.85  # the meshes stay see-through in RViz
+SIDE_RGBA: dict[str, tuple[float, float, float, float]] = {  # the overlay's palette, in [0, 1]
+    side: (*(c / 255.0 for c in rgb), MARKER_ALPHA) for side, rgb in SIDE_COLORS.items()
 }
 JOINT_DIAMETER_M = 0.01  # sphere size of a joint in joint_markers
 BONE_WIDTH_M = 0.004  # line width of a bone in joint_markers
@@ -363,7 +365,7 @@ def _delete_all(header: Header, namespace: str) -> Marker:
 
 
 def _marker(header: Header, namespace: str, marker_id: int, kind: int, side: str) -> Marker:
-    """An ADD marker of ``kind`` with identity pose, coloured by ``side`` (scale left 0)."""
+    """An ADD marker of ``kind`` with identity pose, colored by ``side`` (scale left 0)."""
     marker = Marker(header=_copy_header(header), ns=namespace, id=marker_id, type=kind)
     marker.action = Marker.ADD
     marker.pose.orientation.w = 1.0

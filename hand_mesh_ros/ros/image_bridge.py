@@ -7,7 +7,7 @@
 Compressed images (image_transport's ``compressed`` plugin, topic ``<image>/compressed``):
 ``format`` is ``"jpeg"`` / ``"png"`` or image_transport's ``"<encoding>; jpeg compressed
 <order>"``; JPEG and PNG are decoded by ``imageio.decode_image`` (size checked from the
-header first). The encoded colour order is bgr8 (image_transport's) unless the format names
+header first). The encoded color order is bgr8 (image_transport's) unless the format names
 rgb8; ``compressedDepth`` and other formats are refused with ``ImageError``.
 
 An incoming message is checked before its pixel data is touched, in this order; each failure
@@ -23,7 +23,7 @@ raises ``ImageError`` with a one-line message naming the problem:
 
 Then the rows are read with numpy (the padding at the end of each row of ``step`` bytes is
 skipped; ``is_bigendian`` is honoured for 16-, 32- and 64-bit encodings) and converted by
-``imageio.to_rgb8`` (its rules: BGR reordered, alpha dropped, mono replicated, 16-bit colour
+``imageio.to_rgb8`` (its rules: BGR reordered, alpha dropped, mono replicated, 16-bit color
 ``>> 8``, 16-bit mono stretched to its maximum, YUV 4:2:2 converted by OpenCV).
 
 cv_bridge: when the ROS 2 cv_bridge is installed (registered in the ament index, and the module
@@ -83,7 +83,7 @@ def compressed_msg_to_rgb8(
     """A sensor_msgs/CompressedImage (JPEG or PNG) -> (H, W, 3) uint8 RGB (module docstring)."""
     fmt = msg.format.strip().lower()
     if "compresseddepth" in fmt.replace(" ", ""):
-        raise ImageError(f"compressed image format {msg.format!r}: depth images are not colour")
+        raise ImageError(f"compressed image format {msg.format!r}: depth images are not color")
     kind = fmt.split(";")[-1].split()[0] if fmt else ""
     if kind not in ("", "jpeg", "jpg", "png"):
         raise ImageError(f"compressed image format {msg.format!r}: only jpeg and png are read")

@@ -9,6 +9,7 @@ A loss gets one throttled warning naming the remedy.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -18,10 +19,11 @@ from hand_mesh_ros.ros.image_qos import choose_reliability, image_qos_profile
 from hand_mesh_ros.ros.runtime import NodeStats, SequenceGaps, WarningThrottle
 
 QOS_CHECK_PERIOD_S = 0.1  # image_qos auto: how often the publishers' reliability is re-read
+RETIRE_AFTER_S = 2.0  # an old subscription is dropped at the latest this long after the new one
 LOSS_REMEDY = (
     "large images across processes: subscribe reliable to a reliable camera (image_qos: auto "
     "does), and give both processes a large-data transport (config/fastdds_large_data.xml via "
-    "FASTRTPS_DEFAULT_PROFILES_FILE, or FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA)"
+    "FASTDDS_DEFAULT_PROFILES_FILE, or FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA): docs/ros.md"
 )
 
 
@@ -46,7 +48,9 @@ class ImageInput:
         self.topic = f"{base}/compressed" if transport == "compressed" else base
         self._type = CompressedImage if transport == "compressed" else Image
         self._gaps = SequenceGaps()
-        self._subscription = None
+        self._subscriptions: list = []  # the newest last; older ones retire (see _resubscribe)
+        self._created = self._newest_delivered = 0  # subscription numbers
+        self._since = time.monotonic()  # when the newest subscription was made
         self.reliability: str | None = None
         self._timer = None
 
@@ -59,37 +63,55 @@ class ImageInput:
         if self._timer is not None:
             self._node.destroy_timer(self._timer)
             self._timer = None
-        if self._subscription is not None:
-            self._node.destroy_subscription(self._subscription)
-            self._subscription = None
+        for subscription in self._subscriptions:
+            self._node.destroy_subscription(subscription)
+        self._subscriptions = []
         self.reliability = None
 
     def _resubscribe(self) -> None:
-        """(Re)create the subscription when the reliability it should have changed."""
+        """(Re)create the subscription when the reliability it should have changed. Make
+        before break: the old one keeps receiving until the new one delivers its first frame
+        (or ``RETIRE_AFTER_S`` passed); frames heard by both are dropped as duplicates by their
+        sequence numbers."""
+        self._retire(force=time.monotonic() - self._since > RETIRE_AFTER_S)
         publishers = self._node.get_publishers_info_by_topic(self.topic)
         wanted = choose_reliability(self._mode, [p.qos_profile.reliability for p in publishers])
         if wanted == self.reliability:
             return
-        if self._subscription is not None:
-            self._node.destroy_subscription(self._subscription)
         events = SubscriptionEventCallbacks(
             message_lost=self._on_lost, incompatible_qos=self._on_incompatible
         )
-        self._subscription = self._node.create_subscription(
-            self._type, self.topic, self._on_message, image_qos_profile(wanted),
-            event_callbacks=events,
+        index = self._created = self._created + 1
+        self._subscriptions.append(
+            self._node.create_subscription(
+                self._type,
+                self.topic,
+                lambda msg, info, index=index: self._on_message(msg, info, index),
+                image_qos_profile(wanted),
+                event_callbacks=events,
+            )
         )
-        self.reliability = wanted
-        counts = {str(p.qos_profile.reliability.name).lower() for p in publishers}
+        self.reliability, self._since = wanted, time.monotonic()
+        kinds = sorted({p.qos_profile.reliability.name.lower() for p in publishers})
         self._node.get_logger().info(
-            f"image subscription on {self.topic}: {wanted} (publishers: {sorted(counts) or 'none'})"
+            f"image subscription on {self.topic}: {wanted} (publishers: {kinds or 'none'})"
         )
 
-    def _on_message(self, msg, info) -> None:
-        self._stats.count_received()
+    def _retire(self, *, force: bool) -> None:
+        """Destroy every subscription but the newest once it has delivered (or ``force``)."""
+        if len(self._subscriptions) > 1 and (force or self._newest_delivered == self._created):
+            for subscription in self._subscriptions[:-1]:
+                self._node.destroy_subscription(subscription)
+            del self._subscriptions[:-1]
+
+    def _on_message(self, msg, info, index: int) -> None:
         gid = info.get("publisher_gid")
         key = bytes(gid["data"]) if isinstance(gid, dict) and "data" in gid else None
         missed = self._gaps.add(key, info.get("publication_sequence_number"))
+        if missed is None:  # heard by an old and a new subscription: counted once
+            return
+        self._newest_delivered = max(self._newest_delivered, index)
+        self._stats.count_received()
         if missed:
             self._stats.count_lost(in_sequence=missed)
             self._warn_loss(f"{missed} frame(s) of {self.topic} never reached the node")

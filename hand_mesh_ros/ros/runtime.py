@@ -100,19 +100,23 @@ class SequenceGaps:
     """Frames that never reached the image callback, from the publishers' sequence numbers
     (DDS numbers each writer's samples 1, 2, 3, ...): a jump from n to n + k means k - 1
     frames were lost in transport or overwritten in the subscription's queue. Counted per
-    publisher; a publisher that restarts (its numbers go back) starts afresh."""
+    publisher (a restarted driver is a new writer, with a new id)."""
 
     def __init__(self) -> None:
         self._last: dict[object, int] = {}
         self.missed = 0
 
-    def add(self, publisher, sequence: int | None) -> int:
-        """Record a frame; returns how many frames of this publisher were missed before it."""
+    def add(self, publisher, sequence: int | None) -> int | None:
+        """Record a frame; returns how many frames of this publisher were missed before it, or
+        None when this frame (or a later one) was already seen: a duplicate, delivered twice
+        while two subscriptions overlap."""
         if sequence is None or sequence <= 0:  # the middleware gives no numbers
             return 0
         last = self._last.get(publisher)
+        if last is not None and sequence <= last:
+            return None
         self._last[publisher] = sequence
-        gap = sequence - last - 1 if last is not None and sequence > last else 0
+        gap = sequence - last - 1 if last is not None else 0
         self.missed += gap
         return gap
 

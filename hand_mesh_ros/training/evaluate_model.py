@@ -48,12 +48,12 @@ def load_trained_model(path, device: torch.device | str = "cpu") -> tuple[DHPE, 
 class ModelOutputs:
     """The DHPE's (optionally refined) outputs for a batch of B crops of S px.
 
-    keypoints3d (B, 21, 3) metres in the crop camera K (3, 3); keypoints2d (B, 21, 2) crop
-    px (projection of keypoints3d); heatmap_joints (B, 21, 2) the CPM's 2D joints; mask
+    keypoints_3d (B, 21, 3) metres in the crop camera K (3, 3); keypoints_2d (B, 21, 2) crop
+    px (projection of keypoints_3d); heatmap_joints (B, 21, 2) the CPM's 2D joints; mask
     (B, S, S) bool hard render of the mesh."""
 
-    keypoints3d: torch.Tensor
-    keypoints2d: torch.Tensor
+    keypoints_3d: torch.Tensor
+    keypoints_2d: torch.Tensor
     heatmap_joints: torch.Tensor
     mask: torch.Tensor
     K: torch.Tensor
@@ -142,11 +142,11 @@ def evaluate_batches(
         batch = batch.to(device)
         pred = predict(model, batch.image, refine_iterations=refine_iterations, prior=prior)
         heat.append(_pixel_errors(pred.heatmap_joints, batch))
-        skel.append(_pixel_errors(pred.keypoints2d, batch))
+        skel.append(_pixel_errors(pred.keypoints_2d, batch))
         has_3d = batch.has_3d
         if has_3d.any():
             per = joint_errors_mm(
-                pred.keypoints3d[has_3d], pred.K, batch.keypoints_3d[has_3d], batch.K[has_3d]
+                pred.keypoints_3d[has_3d], pred.K, batch.keypoints_3d[has_3d], batch.K[has_3d]
             )
             for name in PROTOCOLS:
                 errors[name].append(per[name].cpu())
