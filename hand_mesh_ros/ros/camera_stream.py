@@ -22,6 +22,7 @@ import time
 import cv2
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -33,6 +34,7 @@ FRAME_ID = "camera_optical_frame"
 FIRST_STAMP_NS = 1_800_000_000_000_000_000
 DISCOVERY_WAIT_S = 1.0  # before the first frame: let the subscribers match
 CAMERA_DEPTH = 5  # keep-last depth of a typical camera driver's publisher
+ACK_TIMEOUT_S = 10.0  # at the end, how long to wait for reliable subscribers to acknowledge
 
 
 def frames_of(args) -> tuple[list[np.ndarray], np.ndarray]:
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             image_pub.publish(rgb_image_msg(rgb, header))
         time.sleep(max(0.0, start + (i + 1) / args.rate - time.monotonic()))
     elapsed = time.monotonic() - start
-    time.sleep(0.5)  # reliable: let the last samples be acknowledged
+    # reliable: frames still unacknowledged when the process exits would be lost (a slow
+    # subscriber is still reading them), so wait for every subscriber's acknowledgement
+    acked = image_pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
     print(json.dumps({
         "sent": args.frames,
         "first_stamp_ns": FIRST_STAMP_NS,
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "size": f"{w}x{h}",
         "reliability": args.reliability,
         "transport": args.transport,
+        "all_acknowledged": acked,
     }), flush=True)
     node.destroy_node()
     rclpy.shutdown()
