@@ -3,6 +3,7 @@
 and its evaluation, ``hand_mesh_ros.training.commands``).
 
     hand-mesh estimate INPUT... --out DIR [--fx F --fy F --cx F --cy F] [--device auto|cpu|cuda]
+                       [--hand-model open|MANO_RIGHT.pkl|DIR]
                        [--iterations N] [--max-hands N] [--mirrored] [--track | --no-track]
                        [--params-file config/estimator.yaml] [--quiet]
 
@@ -92,6 +93,13 @@ def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
         choices=DEVICES,
         default=None,
         help="torch device (default auto: cuda when available)",
+    )
+    parser.add_argument(
+        "--hand-model",
+        default=None,
+        metavar="MODEL",
+        help="'open' (default) or your MANO: MANO_RIGHT.pkl (MANO_LEFT.pkl beside it) or the "
+        "folder holding both",
     )
     parser.add_argument(
         "--iterations",
@@ -215,7 +223,12 @@ def config_from_args(args: argparse.Namespace):
         config, tracking, _ = load_params_file(
             args.params_file, EstimatorConfig, TrackerConfig, NodeConfig
         )
-    given = {"device": args.device, "max_hands": args.max_hands, "mirrored_input": args.mirrored}
+    given = {
+        "device": args.device,
+        "hand_model": args.hand_model,
+        "max_hands": args.max_hands,
+        "mirrored_input": args.mirrored,
+    }
     config = replace(config, **{k: v for k, v in given.items() if v is not None})
     if args.iterations is not None:
         config = replace(

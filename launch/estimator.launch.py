@@ -3,6 +3,7 @@
     ros2 launch hand_mesh_ros estimator.launch.py
     ros2 launch hand_mesh_ros estimator.launch.py image_topic:=/my_cam/image_raw \
         camera_info_topic:=/my_cam/camera_info device:=cuda rviz:=true
+    ros2 launch hand_mesh_ros estimator.launch.py hand_model:=/path/to/mano/MANO_RIGHT.pkl
 
 The node configures and activates itself (``auto_start: true`` in config/estimator.yaml); set
 it to false in your parameter file to drive the lifecycle from a manager instead.
@@ -57,6 +58,12 @@ def generate_launch_description():
             description="auto | cpu | cuda (auto: CUDA when available); overrides params_file",
         ),
         DeclareLaunchArgument(
+            "hand_model",
+            default_value="open",
+            description="open | /path/MANO_RIGHT.pkl (MANO_LEFT.pkl beside it) | a folder holding "
+            "both (the user's MANO); overrides params_file",
+        ),
+        DeclareLaunchArgument(
             "image_transport",
             default_value="raw",
             description="raw (sensor_msgs/Image on image_topic) | compressed "
@@ -80,6 +87,7 @@ def generate_launch_description():
             LaunchConfiguration("params_file"),
             {
                 "device": LaunchConfiguration("device"),
+                "hand_model": LaunchConfiguration("hand_model"),
                 "image_transport": LaunchConfiguration("image_transport"),
             },
         ],

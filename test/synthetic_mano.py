@@ -98,3 +98,62 @@ def synthetic_mano_arrays(seed: int = 0) -> dict:
         "bs_type": "lrotmin",
         "bs_style": "lbs",
     }
+
+
+_REFLECT = np.array([-1.0, 1.0, 1.0])
+_AXIS_ANGLE_SIGN = np.array([1.0, -1.0, -1.0])
+
+
+def _mirror_pose(pose: np.ndarray) -> np.ndarray:
+    """(..., 45) axis-angle -> its mirror image (a, -b, -c) per joint."""
+    return (pose.reshape(*pose.shape[:-1], 15, 3) * _AXIS_ANGLE_SIGN).reshape(pose.shape)
+
+
+def synthetic_mano_left_arrays(right: dict, seed: int = 1) -> dict:
+    """A MANO-structured LEFT hand made from the right arrays the way MANO's release differs:
+    the geometry mirrored (x -> -x, faces re-oriented, pose correctives and PCA mirrored), but
+    not an exact mirror model: the shape directions are the right hand's unmirrored (the
+    release's left shapedirs quirk) and hands_mean differs by a little noise. A pipeline that
+    mirrored the right model instead of loading this file would not reproduce its meshes."""
+    rng = np.random.default_rng(seed)
+    entry_sign = np.tile(np.outer(_REFLECT, _REFLECT).reshape(9), 15)
+    left = dict(right)
+    left["v_template"] = right["v_template"] * _REFLECT
+    left["f"] = right["f"][:, ::-1].copy()
+    left["posedirs"] = right["posedirs"] * _REFLECT[None, :, None] * entry_sign[None, None, :]
+    left["hands_mean"] = _mirror_pose(right["hands_mean"]) + rng.normal(scale=0.05, size=45)
+    left["hands_components"] = _mirror_pose(right["hands_components"])
+    left["shapedirs"] = right["shapedirs"].copy()  # unmirrored, as in the release
+    left["J"] = right["J_regressor"] @ left["v_template"]
+    return left
+
+
+# Turns the synthetic hand's fingers from +y to +x (MANO's release lays its hand along x): a
+# canonical frame unlike the open model's, where raw axis-angle poses would not transfer.
+FINGERS_ALONG_X = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def rotated_arrays(arrays: dict, rotation: np.ndarray) -> dict:
+    """The same hand with its canonical frame rotated (template and shape directions)."""
+    out = dict(arrays, v_template=arrays["v_template"] @ rotation.T)
+    out["shapedirs"] = np.einsum("ck,vks->vcs", rotation, arrays["shapedirs"])
+    out["J"] = arrays["J_regressor"] @ out["v_template"]
+    return out
+
+
+def write_synthetic_mano_pair(folder, seed: int = 0, *, rotation=FINGERS_ALONG_X) -> tuple:
+    """Write MANO_RIGHT.pkl and MANO_LEFT.pkl (plain arrays and a scipy sparse regressor with
+    MANO's keys, shapes and dtypes; pickle protocol 2) into ``folder``; returns both paths.
+    ``rotation``: of the canonical frame (None: fingers along +y as ``synthetic_keypoints``)."""
+    import pickle
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    right = synthetic_mano_arrays(seed)
+    if rotation is not None:
+        right = rotated_arrays(right, rotation)
+    paths = (folder / "MANO_RIGHT.pkl", folder / "MANO_LEFT.pkl")
+    for path, arrays in zip(paths, (right, synthetic_mano_left_arrays(right)), strict=True):
+        path.write_bytes(pickle.dumps(arrays, protocol=2))
+    return paths

@@ -40,12 +40,13 @@ ARGUMENTS = (
     "image_topic",
     "camera_info_topic",
     "device",
+    "hand_model",
     "image_transport",
     "rviz",
     "namespace",
 )
 # node parameters the launch arguments of the same name override (over params_file)
-OVERRIDES = ("device", "image_transport")
+OVERRIDES = ("device", "hand_model", "image_transport")
 # the one helper beside generate_launch_description: the OpaqueFunction that starts RViz only
 # where its package is installed (a Node of a missing package fails the launch and orphans the
 # estimator, ros2/launch#747)
@@ -258,6 +259,9 @@ def test_defaults_point_at_the_package_files_and_agree_with_the_node(description
         assert name in parameters, name
         assert declared[name] == parameters[name], name
     assert (declared["device"], declared["image_transport"]) == ("auto", "raw")
+    assert declared["hand_model"] == "open"
+    model_help = _declared(description)["hand_model"].kwargs["description"]
+    assert "MANO_RIGHT.pkl" in model_help and "MANO_LEFT.pkl" in model_help
     device_help = _declared(description)["device"].kwargs["description"]
     assert all(choice in device_help for choice in DEVICES)
     transport_help = _declared(description)["image_transport"].kwargs["description"]

@@ -22,6 +22,11 @@ class EstimatorConfig:
     device: str = setting(
         "auto", f"torch device, one of {DEVICES}; cuda falls back to the CPU", choices=DEVICES
     )
+    # "open" (the bundled open hand model) or the user's MANO: MANO_RIGHT.pkl with
+    # MANO_LEFT.pkl beside it, or the folder holding both (handmodel/choice.py)
+    hand_model: str = setting(
+        "open", "'open' or a MANO_RIGHT.pkl (MANO_LEFT.pkl beside it) or a folder holding both"
+    )
     max_hands: int = setting(
         2, "most hands estimated per image", low=1, high=MAX_HANDS, live=True
     )

@@ -7,7 +7,9 @@ by PnP with the real intrinsics and the model's metric size (``fitting/init.py``
 refinement (Eq. 13) then fits pose, shape, rotation and position to the keypoints and the
 self-rendered silhouette (``fitting/refine.py``). A hand with a warm start (its previous
 estimate, from ``HandTracker``) skips regression and placement and is refined from it.
-Left hands are fitted in the mirrored image (``processing_frame.py``).
+Left hands are fitted in the mirrored image with the open model, with their own left model
+with MANO (``processing_frame.py``; the hand model is the ``hand_model`` setting,
+``handmodel/choice.py``).
 
 Metric scale: from 2D evidence alone, a hand's size and its distance are tied. The estimate
 takes the size from the shape (the shape prior keeps it near the mean adult hand, ~19 cm
@@ -28,15 +30,17 @@ from hand_mesh_ros.detect import Detection2D, MediapipeConfig, MediapipeHandDete
 from hand_mesh_ros.devices import resolve_device
 from hand_mesh_ros.fitting import RefineConfig, align_to_keypoints, hand_roi, refine
 from hand_mesh_ros.hand_params import HandParams
-from hand_mesh_ros.handmodel.model import load_hand_model
+from hand_mesh_ros.handmodel.choice import load_hand_models
 from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.nets.keypoint_regressor import load_keypoint_regressor
 from hand_mesh_ros.pipeline.config import EstimatorConfig
+from hand_mesh_ros.pipeline.initialiser import ArticulationInit
 from hand_mesh_ros.pipeline.processing_frame import (
     HandBatch,
     estimates_from_fit,
     params_from_estimates,
     prepare_batch,
+    regressor_keypoints,
 )
 from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
 from hand_mesh_ros.settings import settings_of
@@ -91,10 +95,18 @@ class HandMeshEstimator:
         self.device = resolve_device(self.config.device)
         self._own_detector = detector is None
         self.detector = detector or _mediapipe_detector(self.config)
-        self.model = load_hand_model("right", device=self.device)
-        self.prior = PosePrior.from_model(self.model).to(self.device)
+        self.hand_models = load_hand_models(self.config.hand_model, device=self.device)
+        self.model = self.hand_models.right
+        self.priors = {
+            side: PosePrior.from_model(model).to(self.device)
+            for side, model in self.hand_models.models.items()
+        }
+        self.prior = self.priors["right"]
+        self.faces = {
+            side: model.faces.cpu().numpy() for side, model in self.hand_models.models.items()
+        }
         self.regressor = load_keypoint_regressor(device=self.device)
-        self.faces = self.model.faces.cpu().numpy()
+        self.init = ArticulationInit(self.regressor, self.hand_models, self.priors)
         self.evidence = None
         if self.config.evidence_weights:
             from hand_mesh_ros.detect.dhpe_evidence import DHPEEvidence  # optional, heavy
@@ -171,34 +183,56 @@ class HandMeshEstimator:
         return FrameResult(w, h, camera, valid, timings, invalid)
 
     def _fit_group(self, image, camera, found, warm, clock: _StageClock):
-        """Fit one group of hands (all warm or all cold) as one batch."""
-        batch = prepare_batch(found, camera, image.shape[1], self.device)
+        """Fit one group of hands (all warm or all cold): one batch per fitting model (all
+        hands with the mirrored open model; each side with its own with MANO)."""
+        if self.hand_models.mirrored_left:
+            return self._fit_batch(image, camera, "right", found, warm, clock)
+        hands: list = [None] * len(found)
+        for side in ("right", "left"):
+            part = [i for i, det in enumerate(found) if det.side == side]
+            if part:
+                fitted = self._fit_batch(image, camera, side, [found[i] for i in part],
+                                         None if warm is None else [warm[i] for i in part], clock)
+                for i, hand in zip(part, fitted, strict=True):
+                    hands[i] = hand
+        return hands
+
+    def _fit_batch(self, image, camera, side: str, found, warm, clock: _StageClock):
+        """Fit hands of one fitting model (``side``'s) as one batch."""
+        mirror = self.hand_models.mirrored_left
+        model = self.hand_models.fitting_model(side)
+        batch = prepare_batch(found, camera, image.shape[1], self.device, mirror_left=mirror)
         clock.lap("prepare")
         if warm is not None:
-            init = params_from_estimates(warm, self.device)
+            init = params_from_estimates(warm, self.device, mirror_left=mirror)
             iterations = self.config.warm_iterations
         else:
-            init = self._cold_start(batch, clock)
+            init = self._cold_start(model, batch, clock)
             iterations = self.config.refine_iterations
-        result = self._refine(batch, init, iterations, warm=warm is not None)
+        result = self._refine(model, self.priors[model.side], batch, init, iterations,
+                              warm=warm is not None)
         clock.lap("refine")
-        hands = estimates_from_fit(self.model, batch, result, camera, self.faces)
+        hands = estimates_from_fit(model, batch, result, camera, self.faces[model.side])
         clock.lap("finish")
         return hands
 
-    def _cold_start(self, batch: HandBatch, clock: _StageClock) -> HandParams:
-        """Regression (DHPE mesh estimator on the keypoints) then PnP placement."""
-        roi = hand_roi(batch.keypoints, self.regressor.config.crop_size, batch.weights)
+    def _cold_start(self, model, batch: HandBatch, clock: _StageClock) -> HandParams:
+        """Regression (DHPE mesh estimator on the keypoints, right-hand view), the articulation
+        for the fitting model (``initialiser.py``), then PnP placement."""
+        keypoints = regressor_keypoints(batch)
+        roi = hand_roi(keypoints, self.regressor.config.crop_size, batch.weights)
         with torch.no_grad():
-            theta = self.regressor(roi.to_roi_pixels(batch.keypoints), batch.weights)
+            theta = self.regressor(roi.to_roi_pixels(keypoints), batch.weights)
+        pose = self.init.pose(theta, model.side)
         clock.lap("regress")
         init = align_to_keypoints(
-            self.model, batch.keypoints, batch.K, pose=theta[:, :45], weights=batch.weights
+            model, batch.keypoints, batch.K, pose=pose, weights=batch.weights
         )
         clock.lap("align")
         return init
 
-    def _refine(self, batch: HandBatch, init: HandParams, iterations: int, *, warm: bool):
+    def _refine(self, model, prior, batch: HandBatch, init: HandParams, iterations: int, *,
+                warm: bool):
         """Test-time refinement. Warm starts keep the track's shape (a person's hand does not
         change) and skip the self-rendered silhouette, which would anchor the hand to the
         previous frame's."""
@@ -210,12 +244,12 @@ class HandMeshEstimator:
             temporal_weight=self.config.temporal_weight if warm else 0.0,
         )
         return refine(
-            self.model,
+            model,
             init,
             batch.K,
             batch.keypoints,
             keypoint_weights=batch.weights,
-            prior=self.prior,
+            prior=prior,
             config=config,
             skeleton3d=batch.skeleton3d,
         )

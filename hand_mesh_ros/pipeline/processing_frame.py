@@ -1,11 +1,18 @@
-"""The right-hand processing frame: how detections become a fitting batch, and fits become
-camera-frame ``HandEstimate``s (and back, for warm starts). The one home of the mirror rule.
+"""The processing frame: how detections become a fitting batch, and fits become camera-frame
+``HandEstimate``s (and back, for warm starts). The one home of the mirror rule.
 
-Left hands are processed as right hands in the mirrored image (u -> W - 1 - u, cx -> W - 1 -
+Mirrored side models (the open model, whose left hand is the exact mirror image of its right):
+left hands are processed as right hands in the mirrored image (u -> W - 1 - u, cx -> W - 1 -
 cx) with the right model the regressor was trained for, and mirrored back: the left model with
 pose (a, -b, -c) per joint, orientation M R M and translation M t (M = diag(-1, 1, 1)) gives
 exactly the mirrored mesh. ``HandEstimate`` holds the left model's parameters. The mirror is
 an involution, so ``params_from_estimates`` recovers the processing-frame parameters exactly.
+
+Separate side models (MANO: MANO_LEFT.pkl is its own model, not a mirror): every hand is
+fitted in the camera frame with its side's model (``mirror_left=False``); only the regressor,
+trained on right hands, sees left hands mirrored (``regressor_keypoints``), and its
+articulation reaches the left model through anatomical joint angles, which a pose and its
+mirror image share (``handmodel/convert.py`` ``transfer_pose``).
 """
 
 from __future__ import annotations
@@ -29,42 +36,69 @@ MIN_KEYPOINT_WEIGHT = 1e-3  # confidences are weights, never all zero
 
 @dataclass(frozen=True)
 class HandBatch:
-    """Detections prepared for fitting in the right-hand processing frame (B hands)."""
+    """Detections prepared for fitting in the processing frame (B hands)."""
 
     detections: tuple[Detection2D, ...]
-    keypoints: torch.Tensor  # (B,21,2) pixels, mirrored for left hands
+    keypoints: torch.Tensor  # (B,21,2) pixels, mirrored for mirrored hands
     weights: torch.Tensor  # (B,21) keypoint confidences
-    K: torch.Tensor  # (B,3,3) intrinsics, mirrored principal point for left hands
+    K: torch.Tensor  # (B,3,3) intrinsics, mirrored principal point for mirrored hands
     left: torch.Tensor  # (B,) bool
     skeleton3d: torch.Tensor | None  # (B,21,3) detector's 3D landmarks (any frame), or None
+    mirrored: torch.Tensor | None = None  # (B,) bool: processed mirrored; None = ``left``
+    width: int = 0  # image width, pixels (the mirror u -> W - 1 - u)
+
+    @property
+    def mirrored_hands(self) -> torch.Tensor:
+        return self.left if self.mirrored is None else self.mirrored
+
+
+def regressor_keypoints(batch: HandBatch) -> torch.Tensor:
+    """(B,21,2) keypoints as the right-hand regressor sees them: the left hands that are not
+    already mirrored are mirrored (u -> W - 1 - u); the batch's own keypoints otherwise."""
+    flip = batch.left & ~batch.mirrored_hands
+    if not bool(flip.any()):
+        return batch.keypoints
+    keypoints, flip = batch.keypoints.clone(), flip.to(batch.keypoints.device)
+    keypoints[flip, :, 0] = (batch.width - 1) - keypoints[flip, :, 0]
+    return keypoints
 
 
 def prepare_batch(
-    detections: Sequence[Detection2D], camera: CameraIntrinsics, width: int, device
+    detections: Sequence[Detection2D],
+    camera: CameraIntrinsics,
+    width: int,
+    device,
+    *,
+    mirror_left: bool = True,
 ) -> HandBatch:
-    """Stack detections; mirror left hands into the right-hand processing frame."""
+    """Stack detections; mirror left hands into the right-hand processing frame (unless
+    ``mirror_left`` is False: separate side models fit left hands as they are)."""
     kp = torch.tensor(np.stack([d.keypoints for d in detections]), dtype=torch.float32)
     weights = torch.tensor(np.stack([d.confidence for d in detections]), dtype=torch.float32)
     left = torch.tensor([d.side == "left" for d in detections])
-    kp[left, :, 0] = (width - 1) - kp[left, :, 0]
+    mirrored = left if mirror_left else torch.zeros_like(left)
+    kp[mirrored, :, 0] = (width - 1) - kp[mirrored, :, 0]
     K = camera.matrix().expand(len(detections), 3, 3).clone()
-    K[left, 0, 2] = (width - 1) - camera.cx
+    K[mirrored, 0, 2] = (width - 1) - camera.cx
     weights = weights.clamp_min(MIN_KEYPOINT_WEIGHT)
     worlds = [d.world_keypoints for d in detections]
     skeleton = None
     if all(w is not None for w in worlds):
         skeleton = torch.tensor(np.stack(worlds), dtype=torch.float32, device=device)
     return HandBatch(
-        tuple(detections), kp.to(device), weights.to(device), K.to(device), left, skeleton
+        tuple(detections), kp.to(device), weights.to(device), K.to(device), left, skeleton,
+        mirrored, width,
     )
 
 
-def params_from_estimates(estimates: Sequence[HandEstimate], device) -> HandParams:
+def params_from_estimates(
+    estimates: Sequence[HandEstimate], device, *, mirror_left: bool = True
+) -> HandParams:
     """Processing-frame parameters (B hands) of camera-frame estimates: the warm start."""
     rows = []
     for hand in estimates:
         pose, orient, transl = hand.pose, hand.global_orient, hand.transl
-        if hand.side == "left":
+        if hand.side == "left" and mirror_left:
             pose, orient = mirror_axis_angle(pose), mirror_axis_angle(orient)
             transl = transl * MIRROR
         rows.append((pose, hand.shape, orient, transl))
@@ -79,8 +113,8 @@ def params_from_estimates(estimates: Sequence[HandEstimate], device) -> HandPara
 def estimates_from_fit(
     model, batch: HandBatch, result, camera: CameraIntrinsics, faces: np.ndarray
 ) -> list[HandEstimate | None]:
-    """Camera-frame estimates per hand of the batch, mirrored back for left hands; None where
-    the fit produced non-finite values or a keypoint behind the camera."""
+    """Camera-frame estimates per hand of the batch, mirrored back for mirrored hands; None
+    where the fit produced non-finite values or a keypoint behind the camera."""
     with torch.no_grad():
         out = model(**result.params.as_kwargs())
     verts = out.vertices.double().cpu().numpy()
@@ -92,7 +126,7 @@ def estimates_from_fit(
     centre = np.array([camera.cx, camera.cy])
     hands: list[HandEstimate | None] = []
     for i, det in enumerate(batch.detections):
-        left = bool(batch.left[i])
+        left = bool(batch.mirrored_hands[i])
         m = MIRROR if left else np.ones(3)
         vertices, keypoints = verts[i] * m, kps[i] * m
         if left:

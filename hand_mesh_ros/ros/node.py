@@ -107,7 +107,8 @@ class HandMeshNode(LifecycleNode):
         gc.collect()
         gc.freeze()
         self.get_logger().info(
-            f"configured on {self._estimator.device} (hand model {self._estimator.model.name})"
+            f"configured on {self._estimator.device} (hand model {self._estimator.model.name}: "
+            f"{self.config.hand_model})"
         )
         return TransitionCallbackReturn.SUCCESS
 
