@@ -416,16 +416,22 @@ def _rviz2_installed(env: dict[str, str]) -> bool:
 
 
 def test_rviz_true_without_rviz2_keeps_the_estimator_and_stops_on_sigint(
-    colcon_install, tmp_path
+    colcon_install, tmp_path, tmp_path_factory
 ):
     """The second launch also takes image_transport:=compressed (the launch argument reaches
-    the node's parameter, and the subscription moves to <image_topic>/compressed)."""
+    the node's parameter, and the subscription moves to <image_topic>/compressed) and
+    hand_model:=<a MANO-structured MANO_RIGHT.pkl written here> (configured with it)."""
+    from synthetic_mano import write_synthetic_mano_pair
+
+    right, _ = write_synthetic_mano_pair(tmp_path_factory.mktemp("mano"))  # no "rviz2" in it
     domain = _domain(40)
     env = sourced_env(colcon_install, domain=domain)
     if _rviz2_installed(env):
         pytest.skip("rviz2 is installed here: rviz:=true starts it")
     with ros2_daemon(env):
-        arguments = (*LAUNCH_ARGUMENTS, "rviz:=true", "image_transport:=compressed")
+        arguments = (
+            *LAUNCH_ARGUMENTS, "rviz:=true", "image_transport:=compressed", f"hand_model:={right}"
+        )
         launch = Launch(env, arguments, tmp_path / "launch.log")
         try:
             launch.wait_active()
@@ -435,6 +441,7 @@ def test_rviz_true_without_rviz2_keeps_the_estimator_and_stops_on_sigint(
             assert f"active: listening on {IMAGE_TOPIC}/compressed" in log
             transport = ros2(env, "param", "get", NODE, "image_transport")
             assert transport.stdout == "String value is: compressed\n", transport
+            assert f"(hand model mano: {right})" in log  # configured with the user's MANO
             status, took, survivors = launch.interrupt()
         finally:
             if launch.process.poll() is None:
