@@ -3,7 +3,8 @@
 Two runs over real DDS on a rendered clip of one moving hand (warm-started tracking):
   closed loop: publish a frame, wait for its mesh, repeat -> latency per stage and frames/s;
   camera rate: publish at --rate Hz regardless (the hand moving at the clip's 10 Hz pace)
-    -> frames/s delivered and frames dropped stale.
+    -> frames answered / sent, image -> mesh latency p50 / p95 / max, frames dropped stale,
+    and the CPU use of each thread of the process (the camera node shares it).
 Prints the numbers and writes JSON (docs/benchmarks_node.json by default). --planner-only
 subscribes to /hand/joints and /hand/mesh_indexed only, so the RViz markers are not built.
 
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -67,26 +69,65 @@ def closed_loop(node, client, clip, K, frames: int, wait_topic: str) -> dict:
     }
 
 
-def camera_rate(node, client, clip, K, frames: int, rate: float) -> dict:
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each thread of this process, by name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    python_names = {t.native_id: t.name for t in threading.enumerate()}  # worker, ros_spin...
+    seconds: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            name = python_names.get(int(task.name)) or (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        used = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        seconds[name] = seconds.get(name, 0.0) + used
+    return seconds
+
+
+def camera_rate(node, client, clip, K, frames: int, rate: float, wait_topic: str) -> dict:
     before_processed = node.stats.processed
     before_stale = node.stats.dropped["stale"]
+    cpu_before = thread_cpu_seconds()
     start = time.perf_counter()
+    stamps = []
     for i in range(frames):
         # the hand moves at the clip's speed whatever the camera rate
         frame = clip_frame(clip, int(i * CLIP_HZ / rate))
         stamp = 10_000_000_000_000 + int(i * 1e9 / rate)
         client.publish_frame(frame.image, K, stamp, FRAME_ID)
+        stamps.append(stamp)
         time.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
     time.sleep(1.0)
     wall = time.perf_counter() - start
+    cpu_after = thread_cpu_seconds()
     processed = node.stats.processed - before_processed
-    return {
+    latencies = []
+    for stamp in stamps:
+        got = client.outputs(stamp)
+        if got is not None and wait_topic in got.arrival:
+            latencies.append((got.arrival[wait_topic] - client.sent[stamp]) * 1e3)
+    cpu = {
+        name: round(100.0 * (used - cpu_before.get(name, 0.0)) / wall, 1)
+        for name, used in sorted(cpu_after.items())
+        if used - cpu_before.get(name, 0.0) > 0.01 * wall
+    }
+    result = {
         "published": frames,
         "rate_hz": rate,
+        "answered": len(latencies),
         "processed": processed,
         "dropped_stale": node.stats.dropped["stale"] - before_stale,
         "frames_per_s": round(processed / wall, 2),
+        "cpu_percent_per_thread": cpu,  # 100 = one core busy for the whole run
     }
+    if latencies:
+        result.update(
+            image_to_mesh_ms_p50=round(float(np.percentile(latencies, 50)), 1),
+            image_to_mesh_ms_p95=round(float(np.percentile(latencies, 95)), 1),
+            image_to_mesh_ms_max=round(max(latencies), 1),
+        )
+    return result
 
 
 def main(argv=None) -> None:
@@ -131,7 +172,7 @@ def main(argv=None) -> None:
     try:
         time.sleep(0.5)
         loop = closed_loop(node, client, clip, K, args.frames, wait_topic)
-        paced = camera_rate(node, client, clip, K, args.frames, args.rate)
+        paced = camera_rate(node, client, clip, K, args.frames, args.rate, wait_topic)
     finally:
         runner.stop()
         node._stop_input()
