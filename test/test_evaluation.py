@@ -157,9 +157,77 @@ def test_table_has_every_row_and_marks_missing_depth():
         ("set", "ours"), ("set", "mediapipe"), ("all", "ours"), ("all", "mediapipe")]
     lines = ev.format_table(summaries).splitlines()
     assert len(lines) == 6
+    # camera-frame columns: cam-MPJPE (30 and 10 mm), depth % (30/500, 10/500) and the signed
+    # bias (+6 %, -2 %: mean +2 %)
     assert lines[2].split() == ["set", "ours", "2/2", "16.5", "0.500", "1/2", "2",
-                                "0.0", "0.0", "20.0"]
-    assert lines[3].split()[-1] == "n/a" and lines[3].split()[2] == "1/2"
+                                "0.0", "0.0", "20.0", "20.0", "4.0", "+2.0"]
+    assert lines[3].split()[-4:] == ["n/a"] * 4 and lines[3].split()[2] == "1/2"
+
+
+def test_camera_frame_errors_on_hand_made_values():
+    target = np.zeros((21, 3))
+    target[:, 2] = 400.0
+    target[1:, 0] = np.arange(1, 21) * 5.0
+    pred = target.copy()
+    pred[:, 2] += 40.0  # 10 % too far: every joint 40 mm off
+    pred[3] += [0.0, 21.0 * 3.0, 0.0]  # joint 3: sqrt(40^2 + 63^2) mm off
+    got = ev.camera_frame_errors(pred, target)
+    assert math.isclose(got["cam_mpjpe_mm"], (20 * 40.0 + math.hypot(40.0, 63.0)) / 21)
+    assert math.isclose(got["root_depth_error_mm"], 40.0)
+    assert math.isclose(got["root_depth_error_pct"], 10.0)
+    assert math.isclose(got["depth_bias_pct"], 10.0)
+    closer = ev.camera_frame_errors(target - [0.0, 0.0, 100.0], target)
+    assert math.isclose(closer["depth_bias_pct"], -25.0)
+    assert math.isclose(closer["root_depth_error_pct"], 25.0)
+
+
+def test_per_joint_errors_locate_the_wrong_joint():
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(21, 3)) * 40.0 + [0.0, 0.0, 500.0]
+    rot = axis_angle_to_matrix(torch.tensor([[0.2, 0.4, -0.1]], dtype=torch.float64))[0]
+    pred = 1.3 * target @ rot.numpy().T + [10.0, 0.0, 0.0]  # a similar copy: PA error 0
+    assert_close(ev.pa_joint_errors_mm(pred, target), np.zeros(21), atol=1e-9)
+    ann = make_annotation(0.0, kp3d=target, visible=[i != 20 for i in range(21)])
+    kp2d = points_at(0.0)
+    kp2d[4] += [3.0, 4.0]  # thumb tip 5 px off; the invisible little tip is ignored
+    kp2d[20] += 99.0
+    moved = target.copy()
+    moved[8] += [0.0, 0.0, 30.0]  # the index tip 30 mm off
+    score = ev.score_hand("ours", ann, ev.Prediction(kp2d, "right", moved, moved[0, 2]))
+    assert math.isclose(score.joint_errors_px[4], 5.0) and np.isnan(score.joint_errors_px[20])
+    assert score.errors_px.size == 20 and math.isclose(score.errors_px.sum(), 5.0)
+    pa = score.pa_joint_errors_mm
+    assert pa.argmax() == 8 and pa[8] > 15.0 and math.isclose(pa.mean(), score.pa_mpjpe_mm)
+    assert math.isclose(score.cam_mpjpe_mm, 30.0 / 21)
+    missed = ev.score_hand("ours", ann, None)
+    joints = ev.summarise_joints([score, missed], "ours")
+    assert math.isclose(joints.error_px[4], 5.0) and math.isnan(joints.error_px[20])
+    assert joints.pa_error_mm[8] == pa[8]
+    groups = ev.group_means(joints.error_px)
+    assert list(groups) == ["wrist", "thumb", "index", "middle", "ring", "little"]
+    assert math.isclose(groups["thumb"], 5.0 / 4) and groups["little"] == 0.0
+    assert ev.KEYPOINT_GROUPS[5] == ("little", (17, 18, 19, 20))
+
+
+def test_joint_table_and_json_have_every_keypoint_and_finger(tmp_path):
+    scores = scored_pair()
+    table = ev.format_joint_table([ev.summarise_joints(scores, m) for m in ev.METHODS])
+    lines = table.splitlines()
+    assert len(lines) == 3 + 21 + 1 + 6
+    # ours: 3 px (hand a) and 30 px (hand b) on every keypoint; mediapipe 1 px on hand a
+    assert lines[3].split() == ["wrist", "16.5", "0.0", "1.0", "0.0"]
+    assert lines[-1].split()[0] == "little"
+    path = tmp_path / "out" / "r.json"
+    ev.write_report(path, annotations=Path("a.jsonl"), config={}, facts={},
+                    summaries=ev.summarise_all(scores), scores=scores)
+    report = json.loads(path.read_text())
+    per_joint = {(j["dataset"], j["method"]): j for j in report["per_joint"]}
+    assert set(per_joint) == {("set", "ours"), ("set", "mediapipe"), ("all", "ours"),
+                              ("all", "mediapipe")}
+    assert per_joint[("all", "ours")]["per_finger_error_px"]["index"] == 16.5
+    assert len(report["keypoint_names"]) == 21
+    missed = report["hands"][3]
+    assert missed["joint_errors_px"] == [None] * 21 and missed["cam_mpjpe_mm"] is None
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +267,12 @@ def test_end_to_end_on_rhd(rhd_report, capsys):
     assert ours["mean_error_px"] < mp["mean_error_px"] + 2.0
     assert ours["pa_mpjpe_mm"] < 30.0 and ours["rr_mpjpe_mm"] < 80.0
     assert ours["root_depth_error_mm"] < 250.0 and mp["root_depth_error_mm"] is None
+    assert 0.0 < ours["cam_mpjpe_mm"] < 300.0 and mp["cam_mpjpe_mm"] is None
+    assert 0.0 < ours["root_depth_error_pct"] < 50.0 and mp["depth_bias_pct"] is None
+    joints = {(j["dataset"], j["method"]): j for j in report["per_joint"]}
+    for method in ev.METHODS:
+        assert all(math.isfinite(v) for v in joints[("RHD", method)]["pa_error_mm"])
+        assert all(math.isfinite(v) for v in joints[("RHD", method)]["error_px"])
     assert ours["side_accuracy"] == 1.0
     assert len(report["hands"]) == 6 and report["config"]["refine_iterations"] == 10
 

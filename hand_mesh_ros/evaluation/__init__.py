@@ -16,14 +16,17 @@ Metrics (per dataset and overall; 2D and 3D over matched hands only):
 - side accuracy: over matched hands whose side is annotated;
 - RR-MPJPE: mean 3D joint error (mm) after subtracting the wrist from both skeletons;
 - PA-MPJPE: mean 3D joint error (mm) after a similarity (Procrustes) alignment;
-- root depth error: mean |z_wrist - z_wrist annotated| (mm); "n/a" for mediapipe.
-Means over hands for the 3D metrics.
+- camera-frame (metric methods only, "n/a" for mediapipe, whose world landmarks are
+  hand-centred): cam-MPJPE (mm, no alignment), root depth error |z_wrist - z_wrist annotated|
+  (mm and % of the annotated z) and the signed depth bias (%, > 0: too far).
+Means over hands for the 3D metrics. Per keypoint and per finger (wrist, thumb, ..., little):
+mean 2D px and PA-aligned 3D mm of each method (``summarise_joints``, ``format_joint_table``).
 """
 
 from __future__ import annotations
 
 from hand_mesh_ros.evaluation.cli import add_arguments, main, run
-from hand_mesh_ros.evaluation.report import format_table, write_report
+from hand_mesh_ros.evaluation.report import format_joint_table, format_table, write_report
 from hand_mesh_ros.evaluation.runner import (
     RecordingDetector,
     camera_from_annotation,
@@ -33,40 +36,53 @@ from hand_mesh_ros.evaluation.runner import (
 from hand_mesh_ros.evaluation.scoring import (
     ALL_DATASETS,
     DEFAULT_MAX_MATCH_DISTANCE,
+    KEYPOINT_GROUPS,
     METHODS,
     PCK_FRACTION,
     HandScore,
+    JointSummary,
     Prediction,
     Summary,
+    camera_frame_errors,
+    group_means,
     keypoint_errors_px,
     match_hands,
+    pa_joint_errors_mm,
     pose_errors_mm,
     score_hand,
     summarise,
     summarise_all,
+    summarise_joints,
 )
 
 __all__ = [
     "ALL_DATASETS",
     "DEFAULT_MAX_MATCH_DISTANCE",
+    "KEYPOINT_GROUPS",
     "METHODS",
     "PCK_FRACTION",
     "HandScore",
+    "JointSummary",
     "Prediction",
     "RecordingDetector",
     "Summary",
     "add_arguments",
     "camera_from_annotation",
+    "camera_frame_errors",
     "evaluate",
+    "format_joint_table",
     "format_table",
+    "group_means",
     "keypoint_errors_px",
     "main",
     "make_estimator",
     "match_hands",
+    "pa_joint_errors_mm",
     "pose_errors_mm",
     "run",
     "score_hand",
     "summarise",
     "summarise_all",
+    "summarise_joints",
     "write_report",
 ]

@@ -4,27 +4,38 @@ Matching: per image and method, predictions are assigned to annotated hands by t
 method on the mean 2D distance over visible keypoints divided by the annotated box's longer
 side (the *box size*); pairs above ``max_distance`` stay unmatched (a miss).
 
+Metric frames: root-relative (wrist subtracted), Procrustes-aligned (similarity: scale,
+rotation, translation) and, for metric camera-frame predictions only (ours; MediaPipe's world
+landmarks are hand-centred), the camera frame itself and the wrist's depth, also as a
+percentage of the annotated wrist distance (z).
+
 Units: 2D in pixels, 3D in millimetres; (21, ·) arrays are in the core keypoint order of
-``topology.py`` (wrist = ``WRIST_KEYPOINT`` is the root of the 3D metrics).
+``topology.py`` (wrist = ``WRIST_KEYPOINT`` is the root of the 3D metrics). Per-joint arrays
+are (21,) with NaN where the joint does not count (invisible in 2D, no 3D, a miss).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
 from hand_mesh_ros.datasets.annotations import Annotation
-from hand_mesh_ros.metrics import pa_mpjpe, root_relative_mpjpe
-from hand_mesh_ros.topology import WRIST_KEYPOINT
+from hand_mesh_ros.metrics import procrustes_align, root_relative_mpjpe
+from hand_mesh_ros.topology import FINGERS, NUM_KEYPOINTS, WRIST_KEYPOINT
 
 PCK_FRACTION = 0.2  # PCK threshold as a fraction of the annotated box's longer side
 DEFAULT_MAX_MATCH_DISTANCE = 0.5  # max mean keypoint distance for a match, x box size
 METHODS = ("ours", "mediapipe")
 ALL_DATASETS = "all"
+# keypoint groups of the per-finger table: the wrist alone, then each finger's 4 keypoints
+# (core order: thumb 1-4, index 5-8, middle 9-12, ring 13-16, little 17-20)
+KEYPOINT_GROUPS: tuple[tuple[str, tuple[int, ...]], ...] = (("wrist", (WRIST_KEYPOINT,)),) + tuple(
+    (finger, tuple(range(1 + 4 * i, 5 + 4 * i))) for i, finger in enumerate(FINGERS)
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +52,12 @@ class Prediction:
 @dataclass(frozen=True, eq=False)
 class HandScore:
     """Scores of one method on one annotated hand. errors_px: (N,) pixel errors over the
-    visible keypoints (empty when missed); 3D fields None where they do not apply."""
+    visible keypoints (empty when missed); joint_errors_px (21,) the same per keypoint, NaN
+    where invisible or missed; pa_joint_errors_mm (21,) Procrustes-aligned 3D error per
+    keypoint, NaN without 3D. cam_mpjpe_mm: camera-frame MPJPE; root_depth_error_mm /
+    root_depth_error_pct: |z_wrist - z_wrist annotated| in mm / in % of the annotated z;
+    depth_bias_pct: the signed (z_wrist - z_annotated) / z_annotated in % (> 0: too far).
+    3D fields are None where they do not apply (the camera-frame ones: non-metric methods)."""
 
     name: str
     dataset: str
@@ -53,6 +69,11 @@ class HandScore:
     rr_mpjpe_mm: float | None
     pa_mpjpe_mm: float | None
     root_depth_error_mm: float | None
+    joint_errors_px: np.ndarray = field(default_factory=lambda: _nan_joints())
+    pa_joint_errors_mm: np.ndarray = field(default_factory=lambda: _nan_joints())
+    cam_mpjpe_mm: float | None = None
+    root_depth_error_pct: float | None = None
+    depth_bias_pct: float | None = None
 
     @property
     def pck(self) -> np.ndarray:
@@ -78,6 +99,25 @@ class Summary:
     rr_mpjpe_mm: float | None
     pa_mpjpe_mm: float | None
     root_depth_error_mm: float | None
+    cam_mpjpe_mm: float | None = None
+    root_depth_error_pct: float | None = None
+    depth_bias_pct: float | None = None
+
+
+@dataclass(frozen=True)
+class JointSummary:
+    """Per-keypoint means of one method on one dataset (or ``ALL_DATASETS``) over its matched
+    hands: error_px (21,) 2D pixels over the hands where the keypoint is visible;
+    pa_error_mm (21,) Procrustes-aligned 3D mm over the hands with 3D; NaN: no data."""
+
+    dataset: str
+    method: str
+    error_px: tuple[float, ...]
+    pa_error_mm: tuple[float, ...]
+
+
+def _nan_joints() -> np.ndarray:
+    return np.full(NUM_KEYPOINTS, np.nan)
 
 
 def keypoint_errors_px(keypoints_2d: np.ndarray, annotation: Annotation) -> np.ndarray:
@@ -119,7 +159,31 @@ def pose_errors_mm(pred_mm: np.ndarray, target_mm: np.ndarray) -> tuple[float, f
     pred = torch.as_tensor(pred_mm, dtype=torch.float64)[None]
     target = torch.as_tensor(target_mm, dtype=torch.float64)[None]
     rr = root_relative_mpjpe(pred, target, root=WRIST_KEYPOINT)
-    return float(rr), float(pa_mpjpe(pred, target))
+    return float(rr), float(pa_joint_errors_mm(pred_mm, target_mm).mean())
+
+
+def pa_joint_errors_mm(pred_mm: np.ndarray, target_mm: np.ndarray) -> np.ndarray:
+    """(21,) per-keypoint error (mm) of (21,3) ``pred_mm`` after its similarity (Procrustes)
+    alignment to ``target_mm``; the mean is the PA-MPJPE."""
+    pred = torch.as_tensor(pred_mm, dtype=torch.float64)[None]
+    target = torch.as_tensor(target_mm, dtype=torch.float64)[None]
+    return (procrustes_align(pred, target) - target).norm(dim=-1)[0].numpy()
+
+
+def camera_frame_errors(pred_mm: np.ndarray, target_mm: np.ndarray) -> dict[str, float]:
+    """Camera-frame errors of a metric (21,3) prediction (mm, OpenCV frame): ``cam_mpjpe_mm``
+    (mean joint distance, no alignment), ``root_depth_error_mm`` (|z_wrist - z_wrist true|),
+    ``root_depth_error_pct`` (the same / z_wrist true x 100) and ``depth_bias_pct`` (signed,
+    > 0 when the prediction is too far)."""
+    pred, target = np.asarray(pred_mm, np.float64), np.asarray(target_mm, np.float64)
+    z_pred, z_true = pred[WRIST_KEYPOINT, 2], target[WRIST_KEYPOINT, 2]
+    bias = 100.0 * (z_pred - z_true) / z_true
+    return {
+        "cam_mpjpe_mm": float(np.linalg.norm(pred - target, axis=-1).mean()),
+        "root_depth_error_mm": float(abs(z_pred - z_true)),
+        "root_depth_error_pct": float(abs(bias)),
+        "depth_bias_pct": float(bias),
+    }
 
 
 def score_hand(method: str, annotation: Annotation, prediction: Prediction | None) -> HandScore:
@@ -140,21 +204,30 @@ def score_hand(method: str, annotation: Annotation, prediction: Prediction | Non
             pa_mpjpe_mm=None,
             root_depth_error_mm=None,
         )
-    rr = pa = depth = None
+    rr = pa = None
+    pa_joints = _nan_joints()
+    camera: dict[str, float | None] = dict.fromkeys(
+        ("cam_mpjpe_mm", "root_depth_error_mm", "root_depth_error_pct", "depth_bias_pct")
+    )
     target = annotation.keypoints_3d_mm
     if target is not None and prediction.keypoints_3d_mm is not None:
         rr, pa = pose_errors_mm(prediction.keypoints_3d_mm, target)
-    if target is not None and prediction.root_depth_mm is not None:
-        depth = abs(prediction.root_depth_mm - float(target[WRIST_KEYPOINT, 2]))
+        pa_joints = pa_joint_errors_mm(prediction.keypoints_3d_mm, target)
+    if target is not None and prediction.root_depth_mm is not None:  # metric: camera frame
+        camera.update(camera_frame_errors(prediction.keypoints_3d_mm, target))
     side_ok = None if annotation.side is None else prediction.side == annotation.side
+    joint_errors = _nan_joints()
+    joint_errors[annotation.visible] = keypoint_errors_px(prediction.keypoints_2d, annotation)
     return HandScore(
         **base,
         detected=True,
-        errors_px=keypoint_errors_px(prediction.keypoints_2d, annotation),
+        errors_px=joint_errors[annotation.visible],
         side_correct=side_ok,
         rr_mpjpe_mm=rr,
         pa_mpjpe_mm=pa,
-        root_depth_error_mm=depth,
+        joint_errors_px=joint_errors,
+        pa_joint_errors_mm=pa_joints,
+        **camera,
     )
 
 
@@ -167,14 +240,14 @@ def summarise(scores: Sequence[HandScore], method: str, dataset: str = ALL_DATAS
     """Aggregate one method's hand scores on one dataset (``ALL_DATASETS``: every hand).
 
     2D errors and PCK are pooled over all visible keypoints of matched hands; the 3D errors
-    and the root depth error are means over the matched hands that have them."""
-    mine = [s for s in scores if s.method == method and dataset in (ALL_DATASETS, s.dataset)]
+    and the camera-frame errors are means over the matched hands that have them."""
+    mine = _selected(scores, method, dataset)
     found = [s for s in mine if s.detected]
     errors = np.concatenate([s.errors_px for s in found]) if found else np.zeros(0)
     inside = np.concatenate([s.pck for s in found]) if found else np.zeros(0, bool)
     sides = [s.side_correct for s in found if s.side_correct is not None]
     with_3d = [s for s in found if s.pa_mpjpe_mm is not None]
-    depths = [s.root_depth_error_mm for s in found if s.root_depth_error_mm is not None]
+    metric = [s for s in found if s.cam_mpjpe_mm is not None]
     return Summary(
         dataset=dataset,
         method=method,
@@ -189,7 +262,10 @@ def summarise(scores: Sequence[HandScore], method: str, dataset: str = ALL_DATAS
         hands_3d=len(with_3d),
         rr_mpjpe_mm=mean_or_none([s.rr_mpjpe_mm for s in with_3d]),
         pa_mpjpe_mm=mean_or_none([s.pa_mpjpe_mm for s in with_3d]),
-        root_depth_error_mm=mean_or_none(depths),
+        root_depth_error_mm=mean_or_none([s.root_depth_error_mm for s in metric]),
+        cam_mpjpe_mm=mean_or_none([s.cam_mpjpe_mm for s in metric]),
+        root_depth_error_pct=mean_or_none([s.root_depth_error_pct for s in metric]),
+        depth_bias_pct=mean_or_none([s.depth_bias_pct for s in metric]),
     )
 
 
@@ -197,3 +273,43 @@ def summarise_all(scores: Sequence[HandScore]) -> list[Summary]:
     """Per dataset (first-appearance order) then overall, each for every method."""
     datasets = list(dict.fromkeys(s.dataset for s in scores)) + [ALL_DATASETS]
     return [summarise(scores, m, d) for d in datasets for m in METHODS]
+
+
+def _selected(scores: Sequence[HandScore], method: str, dataset: str) -> list[HandScore]:
+    return [s for s in scores if s.method == method and dataset in (ALL_DATASETS, s.dataset)]
+
+
+def _nanmean_rows(rows: list[np.ndarray]) -> tuple[float, ...]:
+    """Column means of (21,) rows ignoring NaN; NaN for a column without values."""
+    if not rows:
+        return tuple(_nan_joints())
+    stacked = np.stack(rows)
+    counts = np.isfinite(stacked).sum(0)
+    sums = np.where(np.isfinite(stacked), stacked, 0.0).sum(0)
+    return tuple(float(v) for v in np.where(counts > 0, sums / np.maximum(counts, 1), np.nan))
+
+
+def summarise_joints(
+    scores: Sequence[HandScore], method: str, dataset: str = ALL_DATASETS
+) -> JointSummary:
+    """Per-keypoint mean 2D (px) and PA-aligned 3D (mm) errors of one method's matched hands
+    (each keypoint over the hands where it counts)."""
+    found = [s for s in _selected(scores, method, dataset) if s.detected]
+    return JointSummary(
+        dataset=dataset,
+        method=method,
+        error_px=_nanmean_rows([s.joint_errors_px for s in found]),
+        pa_error_mm=_nanmean_rows([s.pa_joint_errors_mm for s in found]),
+    )
+
+
+def group_means(values: Sequence[float]) -> dict[str, float]:
+    """Means of (21,) per-keypoint values over each group of ``KEYPOINT_GROUPS`` (NaN-aware:
+    NaN only when the whole group is NaN)."""
+    array = np.asarray(values, dtype=np.float64)
+    means = {}
+    for name, joints in KEYPOINT_GROUPS:
+        part = array[list(joints)]
+        part = part[np.isfinite(part)]
+        means[name] = float(part.mean()) if part.size else float("nan")
+    return means
