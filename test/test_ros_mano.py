@@ -19,10 +19,11 @@ pytest.importorskip("hand_mesh_ros.msg", reason="hand_mesh_ros messages not buil
 
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from ros_harness import running_node  # noqa: E402
 
 from hand_mesh_ros.handmodel.model import load_hand_model  # noqa: E402
 from hand_mesh_ros.imageio import read_image  # noqa: E402
-from hand_mesh_ros.ros.client import EstimatorClient, NodeRunner  # noqa: E402
+from hand_mesh_ros.ros.client import NodeRunner  # noqa: E402
 from hand_mesh_ros.ros.node import HandMeshNode  # noqa: E402
 
 HANDS = SHARED_DATA / "hands"
@@ -39,28 +40,12 @@ def mano_pair(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ros(mano_pair):
     """rclpy on its own DDS domain (localhost), the MANO node and a camera client spinning."""
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    rclpy.init(domain_id=20 + os.getpid() % 60)
-    node = HandMeshNode(
-        "hand_mesh_mano",
-        parameter_overrides=[
-            Parameter("device", value="cpu"),
-            Parameter("hand_model", value=str(mano_pair[0])),
-            Parameter("refine_iterations", value=20),
-        ],
-        cli_args=["--ros-args", "-r", "image:=/mano_cam/image_raw", "-r",
-                  "camera_info:=/mano_cam/info"],
-    )
-    client = EstimatorClient(image_topic="/mano_cam/image_raw", camera_info_topic="/mano_cam/info",
-                             name="mano_camera")
-    runner = NodeRunner(node, client)
-    time.sleep(0.5)  # discovery
-    yield node, client
-    runner.stop()
-    node._stop_input()
-    node.destroy_node()
-    client.destroy_node()
-    rclpy.shutdown()
+    parameters = {"device": "cpu", "hand_model": str(mano_pair[0]), "refine_iterations": 20}
+    with running_node(
+        20 + os.getpid() % 60, "mano_cam", parameters, node_name="hand_mesh_mano",
+        client_name="mano_camera",
+    ) as (node, client):
+        yield node, client
 
 
 def _send(client, rgb, K, stamp):

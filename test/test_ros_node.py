@@ -20,6 +20,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 pytest.importorskip("hand_mesh_ros.msg", reason="hand_mesh_ros messages not built")
 
 from rclpy.parameter import Parameter  # noqa: E402
+from ros_harness import running_node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
@@ -47,25 +48,9 @@ def _annotations(dataset: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def ros():
     """rclpy on a private DDS domain (localhost only), the node and a camera client spinning."""
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    rclpy.init(domain_id=100 + os.getpid() % 100)
-    node = HandMeshNode(
-        parameter_overrides=[
-            Parameter("device", value="cpu"),
-            Parameter("warning_throttle_s", value=0.0),
-            Parameter("diagnostics_period_s", value=0.2),
-        ],
-        cli_args=["--ros-args", "-r", "image:=/cam/image_raw", "-r", "camera_info:=/cam/info"],
-    )
-    client = EstimatorClient(image_topic="/cam/image_raw", camera_info_topic="/cam/info")
-    runner = NodeRunner(node, client)
-    time.sleep(0.5)  # discovery
-    yield node, client
-    runner.stop()
-    node._stop_input()
-    node.destroy_node()
-    client.destroy_node()
-    rclpy.shutdown()
+    parameters = {"device": "cpu", "warning_throttle_s": 0.0, "diagnostics_period_s": 0.2}
+    with running_node(100 + os.getpid() % 100, "cam", parameters) as (node, client):
+        yield node, client
 
 
 _stamp = [1_700_000_000_000_000_000]

@@ -27,6 +27,7 @@ from geometry_msgs.msg import TransformStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_harness import running_node  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
@@ -34,10 +35,9 @@ from hand_mesh_ros import load_hand_model  # noqa: E402
 from hand_mesh_ros.imageio import read_image  # noqa: E402
 from hand_mesh_ros.pipeline import CameraIntrinsics, EstimatorConfig, HandMeshEstimator  # noqa: E402
 from hand_mesh_ros.pipeline.types import FrameResult, HandEstimate  # noqa: E402
-from hand_mesh_ros.ros.client import EstimatorClient, NodeRunner, make_header  # noqa: E402
+from hand_mesh_ros.ros.client import make_header  # noqa: E402
 from hand_mesh_ros.ros.config import NodeConfig  # noqa: E402
 from hand_mesh_ros.ros.conversions import hand_transforms  # noqa: E402
-from hand_mesh_ros.ros.node import HandMeshNode  # noqa: E402
 from hand_mesh_ros.ros.tf_publisher import TF_QOS, TfPublisher  # noqa: E402
 
 HANDS = SHARED_DATA / "hands"
@@ -276,29 +276,11 @@ class TfRecorder(Node):
 
 @pytest.fixture(scope="module")
 def ros():
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    rclpy.init(domain_id=200 + os.getpid() % 30)  # apart from test_ros_node (100-199)
-    node = HandMeshNode(
-        parameter_overrides=[
-            Parameter("device", value="cpu"),
-            Parameter("refine_iterations", value=5),
-            Parameter("warning_throttle_s", value=0.0),
-        ],
-        cli_args=["--ros-args", "-r", "image:=/tfcam/image_raw", "-r", "camera_info:=/tfcam/info"],
-    )
-    client = EstimatorClient(
-        image_topic="/tfcam/image_raw", camera_info_topic="/tfcam/info", outputs=("joints",)
-    )
-    recorder = TfRecorder()
-    runner = NodeRunner(node, client, recorder)
-    time.sleep(0.5)  # discovery
-    yield node, client, recorder
-    runner.stop()
-    node._stop_input()
-    node.destroy_node()
-    client.destroy_node()
-    recorder.destroy_node()
-    rclpy.shutdown()
+    parameters = {"device": "cpu", "refine_iterations": 5, "warning_throttle_s": 0.0}
+    with running_node(  # apart from test_ros_node (100-199)
+        200 + os.getpid() % 30, "tfcam", parameters, outputs=("joints",), extra_nodes=(TfRecorder,)
+    ) as (node, client, recorder):
+        yield node, client, recorder
 
 
 _stamp = [1_800_000_000_000_000_000]

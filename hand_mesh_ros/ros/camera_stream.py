@@ -22,6 +22,7 @@ import time
 import cv2
 import numpy as np
 import rclpy
+import torch
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -42,11 +43,10 @@ def frames_of(args) -> tuple[list[np.ndarray], np.ndarray]:
     w, h = map(int, args.size.split("x"))
     if args.image:
         from hand_mesh_ros.imageio import read_image
+        from hand_mesh_ros.pipeline.types import CameraIntrinsics
 
         rgb = cv2.resize(read_image(args.image), (w, h), interpolation=cv2.INTER_AREA)
-        focal = w / 2 / np.tan(np.radians(30))
-        K = np.array([[focal, 0, (w - 1) / 2], [0, focal, (h - 1) / 2], [0, 0, 1]])
-        return [rgb], K
+        return [rgb], CameraIntrinsics.assumed_for(w, h).matrix(dtype=torch.float64).numpy()
     from hand_mesh_ros import load_hand_model
     from hand_mesh_ros.handmodel.prior import PosePrior
     from hand_mesh_ros.synthetic.clip import render_clip
