@@ -183,13 +183,14 @@ class HandMeshEstimator:
         return FrameResult(w, h, camera, valid, timings, invalid)
 
     def _fit_group(self, image, camera, found, warm, clock: _StageClock):
-        """Fit one group of hands (all warm or all cold): one batch per fitting model (all
-        hands with the mirrored open model; each side with its own with MANO)."""
-        if self.hand_models.mirrored_left:
-            return self._fit_batch(image, camera, "right", found, warm, clock)
+        """Fit one group of hands (all warm or all cold): one batch per fitting model (the
+        mirrored open model fits both sides; with MANO each side has its own)."""
         hands: list = [None] * len(found)
         for side in ("right", "left"):
-            part = [i for i, det in enumerate(found) if det.side == side]
+            part = [
+                i for i, det in enumerate(found)
+                if self.hand_models.fitting_model(det.side).side == side
+            ]
             if part:
                 fitted = self._fit_batch(image, camera, side, [found[i] for i in part],
                                          None if warm is None else [warm[i] for i in part], clock)
