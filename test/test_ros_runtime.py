@@ -25,9 +25,12 @@ def test_sequence_gaps_count_missing_frames_per_publisher_and_spot_duplicates():
     assert gaps.add("a", 6) == 0
     assert gaps.add("a", 9) == 2  # 7 and 8 never arrived
     assert gaps.add("b", 1) == 0 and gaps.add("b", 3) == 1  # another camera, its own numbers
-    assert gaps.add("a", 9) is None and gaps.add("a", 8) is None  # delivered twice / late
-    assert gaps.add("a", None) == 0 and gaps.add("a", 0) == 0  # no numbers from the middleware
+    assert gaps.add("a", 9) is None  # delivered twice (two subscriptions overlap)
     assert gaps.missed == 3
+    assert gaps.add("a", 8) is None  # late through the other subscription: dropped, not lost
+    assert gaps.missed == 2 and gaps.add("a", 8) is None and gaps.missed == 2
+    assert gaps.add("a", None) == 0 and gaps.add("a", 0) == 0  # no numbers from the middleware
+    assert gaps.missed == 2
 
 
 def test_stamped_cache_matches_by_stamp_waits_briefly_and_falls_back_to_the_newest():

@@ -78,10 +78,11 @@ class ImageInput:
         wanted = choose_reliability(self._mode, [p.qos_profile.reliability for p in publishers])
         if wanted == self.reliability:
             return
-        events = SubscriptionEventCallbacks(
-            message_lost=self._on_lost, incompatible_qos=self._on_incompatible
-        )
         index = self._created = self._created + 1
+        events = SubscriptionEventCallbacks(
+            message_lost=lambda info, index=index: self._on_lost(info, index),
+            incompatible_qos=self._on_incompatible,
+        )
         self._subscriptions.append(
             self._node.create_subscription(
                 self._type,
@@ -105,19 +106,24 @@ class ImageInput:
             del self._subscriptions[:-1]
 
     def _on_message(self, msg, info, index: int) -> None:
+        if index < self._newest_delivered:  # an old subscription, after the new one took over
+            return
+        self._newest_delivered = index
         gid = info.get("publisher_gid")
         key = bytes(gid["data"]) if isinstance(gid, dict) and "data" in gid else None
+        before = self._gaps.missed
         missed = self._gaps.add(key, info.get("publication_sequence_number"))
-        if missed is None:  # heard by an old and a new subscription: counted once
+        self._stats.count_lost(in_sequence=self._gaps.missed - before)  # < 0: a late arrival
+        if missed is None:  # heard by an old and a new subscription, or late: taken once
             return
-        self._newest_delivered = max(self._newest_delivered, index)
         self._stats.count_received()
         if missed:
-            self._stats.count_lost(in_sequence=missed)
             self._warn_loss(f"{missed} frame(s) of {self.topic} never reached the node")
         self._on_frame(msg)
 
-    def _on_lost(self, info) -> None:
+    def _on_lost(self, info, index: int) -> None:
+        if index < self._created:  # a subscription being replaced: the new one's count holds
+            return
         self._stats.count_lost(in_transport=int(info.total_count_change))
         self._warn_loss(f"DDS lost {info.total_count_change} frame(s) of {self.topic}")
 

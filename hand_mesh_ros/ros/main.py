@@ -5,6 +5,7 @@ launch file remaps)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 import rclpy
@@ -46,6 +47,10 @@ def spin(node: HandMeshNode) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C under `ros2 launch` reaches the node twice (the terminal's process group, then
+        # launch's own SIGINT): a second one must not interrupt the clean-up (joining the worker
+        # mid-frame), or the node dies of the signal instead of exiting cleanly
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         node._stop_input()
         node.destroy_node()
         if rclpy.ok():

@@ -100,23 +100,36 @@ class SequenceGaps:
     """Frames that never reached the image callback, from the publishers' sequence numbers
     (DDS numbers each writer's samples 1, 2, 3, ...): a jump from n to n + k means k - 1
     frames were lost in transport or overwritten in the subscription's queue. Counted per
-    publisher (a restarted driver is a new writer, with a new id)."""
+    publisher (a restarted driver is a new writer, with a new id). While the node switches
+    subscriptions (``image_input.py``) a frame can arrive twice, or late through the other
+    subscription after a newer one: a duplicate is refused, a late one is un-counted."""
+
+    MAX_REMEMBERED = 1000  # missing numbers kept per publisher to recognise late arrivals
 
     def __init__(self) -> None:
         self._last: dict[object, int] = {}
+        self._missing: dict[object, set[int]] = {}
         self.missed = 0
 
     def add(self, publisher, sequence: int | None) -> int | None:
-        """Record a frame; returns how many frames of this publisher were missed before it, or
-        None when this frame (or a later one) was already seen: a duplicate, delivered twice
-        while two subscriptions overlap."""
+        """Record a frame; returns how many frames of this publisher were missed before it,
+        0 for a late frame that had been counted missing (no longer counted), or None for a
+        frame (or a later one) already seen: a duplicate or out of order, to be dropped."""
         if sequence is None or sequence <= 0:  # the middleware gives no numbers
             return 0
         last = self._last.get(publisher)
+        missing = self._missing.setdefault(publisher, set())
         if last is not None and sequence <= last:
+            if sequence in missing:  # it did arrive, after a newer one: not lost (but stale)
+                missing.discard(sequence)
+                self.missed -= 1
             return None
         self._last[publisher] = sequence
         gap = sequence - last - 1 if last is not None else 0
+        if gap:
+            missing.update(range(max(last + 1, sequence - self.MAX_REMEMBERED), sequence))
+            while len(missing) > self.MAX_REMEMBERED:
+                missing.discard(min(missing))
         self.missed += gap
         return gap
 
