@@ -3,6 +3,7 @@
 and its evaluation, ``hand_mesh_ros.training.commands``).
 
     hand-mesh estimate INPUT... --out DIR [--fx F --fy F --cx F --cy F] [--device auto|cpu|cuda]
+                       [--depth FILE|DIR [--depth-scale 0.001]]
                        [--hand-model open|MANO_RIGHT.pkl|DIR]
                        [--iterations N] [--max-hands N] [--mirrored] [--track | --no-track]
                        [--params-file config/estimator.yaml] [--quiet]
@@ -17,59 +18,38 @@ tracker's settings from a ROS 2 parameter file (the node's own entries are ignor
 options given on the command line override it. Tracked videos follow the tracker's continuity
 rules with the video's frame times as stamps.
 
-Exit status: 0 when every input was processed, 1 when any failed (one ``error: <file>:
-<reason>`` line each on stderr; the others are still processed), 2 for usage errors.
-Also runnable as ``python -m hand_mesh_ros.cli``.
+Aligned depth (``--depth``, read by ``depthio.py``: a 16-bit PNG in units of
+``--depth-scale`` metres, default millimetres, or a float32 ``.npy`` in metres, the colour
+image's size): one file for a single image, or a folder holding each frame's depth named by
+its input stem -- ``frame_0001.jpg`` <-> ``frame_0001.png`` or ``frame_0001.npy``, a video
+frame's ``<video stem>_<frame:06d>.png|.npy`` (before any ``_2`` collision suffix). A missing,
+unreadable or mismatched (other size) depth is one ``error:`` line naming the depth file and
+the reason, and that frame is processed RGB-only (``"depth_given": false``, each hand
+``"depth_used": false``); a frame with depth records its file as ``"depth_file"``.
+
+Exit status: 0 when every input was processed, 1 when any failed or fell back to RGB-only
+(one ``error: <file>: <reason>`` line each on stderr; the others are still processed), 2 for
+usage errors (also: one depth file for several images or a video).
+Also runnable as ``python -m hand_mesh_ros.cli``. This module parses the options; the run
+itself (frames, their depth, the estimator or trackers, the files) is ``batch.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
+from hand_mesh_ros.batch import EXIT_USAGE, DepthSource, run_estimate, unique_stem
+from hand_mesh_ros.depthio import DEFAULT_DEPTH_SCALE, DepthError, check_depth_scale
 from hand_mesh_ros.devices import DEVICES
-from hand_mesh_ros.imageio import ImageError, check_size, is_video, list_inputs, read_image
 from hand_mesh_ros.pipeline.types import CameraIntrinsics
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+__all__ = ["build_parser", "camera_from_args", "config_from_args", "main", "unique_stem"]
+# unique_stem: re-exported (the output naming rule, batch.py's)
+
 INTRINSICS = ("fx", "fy", "cx", "cy")
-FRAME_DIGITS = 6  # video frame stems: <video stem>_<frame:06d>
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One image to process: output stem, name for the JSON, RGB uint8 (H,W,3), frame index
-    and time in seconds (None for a still image, or a video without a frame rate)."""
-
-    stem: str
-    name: str
-    image: np.ndarray
-    index: int | None = None
-    time_s: float | None = None
-
-
-class Reporter:
-    """Progress lines (``[i/N] name``) and per-file errors on stderr."""
-
-    def __init__(self, total: int, *, quiet: bool) -> None:
-        self.total, self.quiet = total, quiet
-
-    def progress(self, i: int, text: str) -> None:
-        if not self.quiet:
-            print(f"[{i}/{self.total}] {text}", file=sys.stderr, flush=True)
-
-    def error(self, what: str, reason: str) -> None:
-        print(f"error: {what}: {reason}", file=sys.stderr, flush=True)
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=sys.stderr, flush=True)
 
 
 def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +68,23 @@ def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for name in INTRINSICS:
         group.add_argument(f"--{name}", type=float, default=None)
+    parser.add_argument(
+        "--depth",
+        type=Path,
+        default=None,
+        metavar="FILE|DIR",
+        help="aligned depth, the colour image's size: a 16-bit PNG (see --depth-scale) or a "
+        "float32 .npy in metres; for several images or a video, a folder of depth files "
+        "named by the inputs' stems (frame_0001.jpg -> frame_0001.png|.npy; video frames: "
+        "<video stem>_<frame:06d>.png|.npy)",
+    )
+    parser.add_argument(
+        "--depth-scale",
+        type=float,
+        default=None,
+        metavar="M",
+        help=f"metres per unit of a 16-bit depth (default {DEFAULT_DEPTH_SCALE}: millimetres)",
+    )
     parser.add_argument(
         "--device",
         choices=DEVICES,
@@ -211,6 +208,19 @@ def camera_from_args(args: argparse.Namespace) -> CameraIntrinsics | None:
     return CameraIntrinsics(args.fx, args.fy, args.cx, args.cy, assumed=False)
 
 
+def depth_from_args(args: argparse.Namespace) -> DepthSource | None:
+    """The ``--depth`` source, or None; ValueError for a bad scale or a scale without it."""
+    if args.depth is None:
+        if args.depth_scale is not None:
+            raise ValueError("--depth-scale needs --depth")
+        return None
+    scale = DEFAULT_DEPTH_SCALE if args.depth_scale is None else args.depth_scale
+    try:
+        return DepthSource(args.depth, check_depth_scale(scale))
+    except DepthError as exc:
+        raise ValueError(f"--depth-scale: {exc}") from exc
+
+
 def config_from_args(args: argparse.Namespace):
     """(EstimatorConfig, TrackerConfig) from the parameter file (or the defaults) and the
     options; ValueError for a bad file or out-of-range values."""
@@ -248,190 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "estimate":
             try:
                 args.camera = camera_from_args(args)
+                args.depth_source = depth_from_args(args)
                 args.config, args.tracking = config_from_args(args)
             except ValueError as exc:
                 args.command_parser.error(str(exc))
     except SystemExit as exc:  # argparse's usage errors and --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     return int(args.run(args))
-
-
-def unique_stem(stem: str, used: set[str]) -> str:
-    """``stem``, or ``stem_2``, ``stem_3``, ... when taken; records the result in ``used``."""
-    candidate, n = stem, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{stem}_{n}"
-    used.add(candidate)
-    return candidate
-
-
-def image_frames(path: Path, stem: str) -> Iterator[Frame]:
-    """The one frame of an image file (ImageError when unreadable or of a refused size)."""
-    yield Frame(stem, str(path), read_image(path))
-
-
-def video_frames(path: Path, stem: str) -> Iterator[Frame]:
-    """Every frame of a video, RGB, stems ``<stem>_<frame:06d>``; ImageError if unreadable."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise ImageError(f"{path}: not a readable video (OpenCV could not open it)")
-        index, fps = 0, capture.get(cv2.CAP_PROP_FPS)
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            check_size(bgr.shape[1], bgr.shape[0], what=f"{path} frame {index}")
-            rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            time_s = index / fps if fps > 0 else None
-            yield Frame(f"{stem}_{index:0{FRAME_DIGITS}d}", str(path), rgb, index, time_s)
-            index += 1
-        if index == 0:
-            raise ImageError(f"{path}: no frames could be read from the video")
-    finally:
-        capture.release()
-
-
-class EstimatorLoadError(RuntimeError):
-    """The estimator could not be built (missing package or file, bad device)."""
-
-
-class Engine:
-    """The estimator, built on first use (bad inputs are reported even if it cannot load),
-    and the trackers: one per video, one for the image sequence when images are tracked."""
-
-    def __init__(
-        self, config, tracking, camera: CameraIntrinsics | None, track: bool | None
-    ) -> None:
-        self.config, self.tracking, self.camera, self.track = config, tracking, camera, track
-        self.estimator = None
-        self.image_tracker = None
-
-    def _estimator(self):
-        if self.estimator is None:
-            from hand_mesh_ros.pipeline.estimator import HandMeshEstimator
-
-            try:
-                self.estimator = HandMeshEstimator(self.config)
-            except (ImportError, OSError, RuntimeError, ValueError) as exc:
-                raise EstimatorLoadError(f"{type(exc).__name__}: {exc}") from exc
-        return self.estimator
-
-    def _new_tracker(self):
-        from hand_mesh_ros.pipeline.tracker import HandTracker
-
-        return HandTracker(self._estimator(), self.tracking)
-
-    def tracker_for(self, path: Path):
-        """The tracker for an input: a fresh one per video (unless --no-track), the shared
-        image-sequence one with --track, else None (independent frames)."""
-        if is_video(path):
-            return self._new_tracker() if self.track is not False else None
-        if self.track is True:
-            if self.image_tracker is None:
-                self.image_tracker = self._new_tracker()
-            return self.image_tracker
-        return None
-
-    def estimate(self, frame: Frame, tracker):
-        if tracker is not None:
-            return tracker.update(frame.image, camera=self.camera, stamp=frame.time_s)
-        image = frame.image
-        return self._estimator().estimate(image, camera=self.camera)
-
-    def close(self) -> None:
-        if self.estimator is not None:
-            self.estimator.close()
-
-
-def process_input(path: Path, stem: str, engine: Engine, out: Path, report: Reporter) -> bool:
-    """Estimate and write every frame of one input; False when any part failed.
-    Raises EstimatorLoadError when the estimator cannot be built."""
-    from hand_mesh_ros.outputs import write_frame
-
-    frames = video_frames(path, stem) if is_video(path) else image_frames(path, stem)
-    ok, hands, tracker = True, 0, None
-    try:
-        for count, frame in enumerate(frames):  # read first: a bad file needs no estimator
-            if count == 0:
-                tracker = engine.tracker_for(path)
-            what = str(path) if frame.index is None else f"{path} frame {frame.index}"
-            if frame.index is not None:
-                report.info(f"  frame {frame.index}")
-            extra = None if frame.index is None else {"frame": frame.index}
-            try:
-                result = engine.estimate(frame, tracker)
-                write_frame(out, frame.stem, frame.image, result, frame.name, extra=extra)
-            except EstimatorLoadError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the batch
-                report.error(what, f"{type(exc).__name__}: {exc}")
-                ok = False
-                continue
-            hands += len(result.hands)
-    except ImageError as exc:
-        report.error(str(path), _reason(exc, path))
-        return False
-    report.info(f"  {hands} hand(s)")
-    return ok
-
-
-def _reason(exc: Exception, path: Path) -> str:
-    """The message without a leading '<path>: ' (the error line names the file already)."""
-    text = str(exc)
-    prefix = f"{path}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
-
-
-def expand_inputs(raw: list[str], report: Reporter) -> tuple[list[Path], int]:
-    """Expand folders; a missing path is reported. Returns (files, failures)."""
-    files, failed = [], 0
-    for item in raw:
-        try:
-            found = list_inputs([item])
-        except ImageError as exc:
-            report.error(item, _reason(exc, Path(item)))
-            failed += 1
-            continue
-        if not found and Path(item).is_dir():
-            report.error(item, "folder holds no image or video files")
-            failed += 1
-        files.extend(found)
-    return files, failed
-
-
-def run_estimate(args: argparse.Namespace) -> int:
-    """The ``estimate`` command (arguments already validated by ``main``)."""
-    logging.basicConfig(
-        level=logging.ERROR if args.quiet else logging.WARNING,
-        format="%(levelname)s: %(name)s: %(message)s",
-    )
-    report = Reporter(0, quiet=args.quiet)
-    files, failed = expand_inputs(args.inputs, report)
-    report.total = len(files)
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        report.error(str(args.out), f"cannot create the output folder ({exc.strerror or exc})")
-        return EXIT_FAILED
-    engine = Engine(args.config, args.tracking, args.camera, args.track)
-    used: set[str] = set()
-    try:
-        for i, path in enumerate(files, start=1):
-            report.progress(i, str(path))
-            stem = unique_stem(path.stem, used)
-            if not process_input(path, stem, engine, args.out, report):
-                failed += 1
-    except EstimatorLoadError as exc:
-        report.error("estimator", f"could not be loaded ({exc})")
-        return EXIT_FAILED
-    finally:
-        engine.close()
-    report.info(f"done: {len(files)} input(s), {failed} failed; results in {args.out}")
-    return EXIT_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ shared by files and raw arrays:
   other formats are decoded unchanged (``cv2.IMREAD_UNCHANGED``: alpha and 16 bits kept).
 
 All failures raise ``ImageError`` (a ``ValueError``) with a message naming the file or
-encoding and the reason.
+encoding and the reason. Depth images (metres, not colour) are read by ``depthio.py``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 )
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8"
 # JPEG start-of-frame markers (baseline, progressive, lossless, ...) carry the image size.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -104,7 +104,7 @@ def read_image(
         head = f.read(HEADER_BYTES)
     if not head:
         raise ImageError(f"{path}: empty file (0 bytes)")
-    size = _header_size(head)
+    size = image_file_size(head)
     if size is not None:
         check_size(size[0], size[1], what=str(path), max_pixels=max_pixels, min_side=min_side)
     is_jpeg = head.startswith(_JPEG_MAGIC)
@@ -137,9 +137,9 @@ def decode_image(
     head = bytes(data[:HEADER_BYTES])
     if not head:
         raise ImageError(f"{what}: empty compressed image (0 bytes)")
-    if not head.startswith((_PNG_MAGIC, _JPEG_MAGIC)):
+    if not head.startswith((PNG_MAGIC, _JPEG_MAGIC)):
         raise ImageError(f"{what}: not PNG or JPEG data (starts with {head[:4]!r})")
-    size = _header_size(head)
+    size = image_file_size(head)
     if size is not None:
         check_size(size[0], size[1], what=what, max_pixels=max_pixels, min_side=min_side)
     flags = cv2.IMREAD_COLOR if head.startswith(_JPEG_MAGIC) else cv2.IMREAD_UNCHANGED
@@ -261,9 +261,10 @@ def _to_uint8(image: np.ndarray, *, what: str) -> np.ndarray:
     raise ImageError(f"{what}: unsupported pixel type {image.dtype}")
 
 
-def _header_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first bytes of a PNG or JPEG file, else None."""
-    if head.startswith(_PNG_MAGIC) and len(head) >= 24 and head[12:16] == b"IHDR":
+def image_file_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first bytes (``HEADER_BYTES``) of a PNG or JPEG file, read
+    without decoding it; None for other formats or an unusual header."""
+    if head.startswith(PNG_MAGIC) and len(head) >= 24 and head[12:16] == b"IHDR":
         width, height = struct.unpack(">II", head[16:24])
         return int(width), int(height)
     if not head.startswith(_JPEG_MAGIC):

@@ -15,11 +15,18 @@ The JSON schema (one object per image or video frame; keys may be added, never r
                 "mano": {"pose": 45, "shape": 10, "global_orient": 3, "transl": 3},
                 "mesh": "<stem>_hand<i>.ply",
                 "model": str, "detected_keypoints_2d": 21 x [u, v],
-                "refine": {"iterations": int, "loss": float, "keypoint_error_px": float}}],
+                "refine": {"iterations": int, "loss": float, "keypoint_error_px": float},
+                "depth_used": bool,              the aligned depth placed and refined it
+                "depth": {"status": str, "valid_fraction": float, "residual_mm": float,
+                          "scale": float}}],     only when the frame had a depth image
+     "depth_given": bool,                        an aligned depth image came with the frame
      "timings_ms": {stage: float}}
 
-Keypoint order is ``topology.py``'s; pixel centres are at integer coordinates. Non-finite
-numbers (which JSON cannot hold) are written as null.
+``depth`` is ``pipeline/types.py``'s ``HandDepth``: ``status`` "used" or why the depth was
+not used, ``valid_fraction`` of the hand's rendered pixels with a valid depth,
+``residual_mm`` the median |observed - fitted surface depth| (null when unused), ``scale``
+the size correction the depth implied. Keypoint order is ``topology.py``'s; pixel centres are
+at integer coordinates. Non-finite numbers (which JSON cannot hold) are written as null.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import cv2
 import numpy as np
 import torch
 
-from hand_mesh_ros.pipeline.types import FrameResult, HandEstimate
+from hand_mesh_ros.pipeline.types import FrameResult, HandDepth, HandEstimate
 from hand_mesh_ros.visualize import SIDE_COLORS, draw_keypoints, overlay_mesh
 
 OVERLAY_ALPHA = 0.6  # weight of the shaded mesh over the image in overlays
@@ -95,6 +102,18 @@ def hand_to_json(hand: HandEstimate, mesh_name: str) -> dict:
             "loss": _number(hand.refine_loss),
             "keypoint_error_px": _number(hand.keypoint_error_px),
         },
+        "depth_used": bool(hand.depth_used),
+        **({} if hand.depth is None else {"depth": depth_to_json(hand.depth)}),
+    }
+
+
+def depth_to_json(depth: HandDepth) -> dict:
+    """How a hand used the frame's depth image, JSON-ready (see the module docstring)."""
+    return {
+        "status": str(depth.status),
+        "valid_fraction": _number(depth.valid_fraction),
+        "residual_mm": _number(depth.residual_mm),
+        "scale": _number(depth.scale),
     }
 
 
@@ -115,6 +134,7 @@ def frame_to_json(result: FrameResult, image_name: str, mesh_names: Sequence[str
             "assumed": bool(camera.assumed),
         },
         "hands": [hand_to_json(h, name) for h, name in zip(result.hands, mesh_names, strict=True)],
+        "depth_given": bool(result.depth_given),
         "timings_ms": {k: _number(v) for k, v in result.timings_ms.items()},
     }
 

@@ -4,6 +4,8 @@
     ros2 launch hand_mesh_ros estimator.launch.py image_topic:=/my_cam/image_raw \
         camera_info_topic:=/my_cam/camera_info device:=cuda rviz:=true
     ros2 launch hand_mesh_ros estimator.launch.py hand_model:=/path/to/mano/MANO_RIGHT.pkl
+    ros2 launch hand_mesh_ros estimator.launch.py \
+        depth_topic:=/camera/aligned_depth_to_color/image_raw
 
 The node configures and activates itself (``auto_start: true`` in config/estimator.yaml); set
 it to false in your parameter file to drive the lifecycle from a manager instead.
@@ -70,6 +72,13 @@ def generate_launch_description():
             "(sensor_msgs/CompressedImage on <image_topic>/compressed); overrides params_file",
         ),
         DeclareLaunchArgument(
+            "depth_topic",
+            default_value="",
+            description="aligned depth sensor_msgs/Image (16UC1 mm or 32FC1 m, the colour "
+            "image's size and stamps), e.g. /camera/aligned_depth_to_color/image_raw; '' = RGB "
+            "only; overrides params_file",
+        ),
+        DeclareLaunchArgument(
             "rviz", default_value="false", description="true: also start RViz with the hand mesh"
         ),
         DeclareLaunchArgument(
@@ -89,6 +98,7 @@ def generate_launch_description():
                 "device": LaunchConfiguration("device"),
                 "hand_model": LaunchConfiguration("hand_model"),
                 "image_transport": LaunchConfiguration("image_transport"),
+                "depth_topic": LaunchConfiguration("depth_topic"),
             },
         ],
         remappings=[

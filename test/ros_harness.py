@@ -21,11 +21,15 @@ DISCOVERY_S = 0.5  # before the first frame: let the publishers and subscribers 
 
 @contextlib.contextmanager
 def running_node(domain_id: int, prefix: str, parameters: dict, *, node_name=None,
-                 client_name="hand_mesh_camera", outputs=None, extra_nodes=()):
+                 client_name="hand_mesh_camera", outputs=None, extra_nodes=(),
+                 depth_topic=None, client_publishes=True):
     """rclpy on ``domain_id`` (localhost only), the node with ``parameters`` (its image and
     camera_info remapped to ``/<prefix>/image_raw`` and ``/<prefix>/info``), a client on those
-    topics (``outputs``: the ones it records, default the client's) and ``extra_nodes`` (made
-    after rclpy.init: callables returning nodes) spinning; yields (node, client, *extras)."""
+    topics (``outputs``: the ones it records, default the client's; ``depth_topic``: where it
+    publishes depth, if anywhere; ``client_publishes`` False: it only listens, the camera being
+    another process or an extra node -- its best-effort publishers would make the node's
+    ``image_qos: auto`` subscribe best effort) and ``extra_nodes`` (made after rclpy.init:
+    callables returning nodes) spinning; yields (node, client, *extras)."""
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     rclpy.init(domain_id=domain_id)
     image, info = f"/{prefix}/image_raw", f"/{prefix}/info"
@@ -35,7 +39,12 @@ def running_node(domain_id: int, prefix: str, parameters: dict, *, node_name=Non
         cli_args=["--ros-args", "-r", f"image:={image}", "-r", f"camera_info:={info}"],
     )
     kwargs = {} if outputs is None else {"outputs": outputs}
-    client = EstimatorClient(image_topic=image, camera_info_topic=info, name=client_name, **kwargs)
+    if depth_topic is not None:
+        kwargs["depth_topic"] = depth_topic
+    client = EstimatorClient(
+        image_topic=image if client_publishes else None, camera_info_topic=info,
+        name=client_name, **kwargs,
+    )
     extras = [make() for make in extra_nodes]
     runner = NodeRunner(node, client, *extras)
     time.sleep(DISCOVERY_S)

@@ -20,13 +20,14 @@ from hand_mesh_ros.rotations import axis_angle_to_matrix
 HANDS = SHARED_DATA / "hands" / "annotations.jsonl"
 
 
-def make_annotation(x: float, *, box: float = 100.0, side=None, kp3d=None, visible=None):
+def make_annotation(x: float, *, box: float = 100.0, side=None, kp3d=None, visible=None,
+                    depth=None):
     """A hand whose 21 keypoints all sit at (x, 50); box size ``box`` pixels."""
     kp = np.tile([x, 50.0], (21, 1))
     vis = np.ones(21, bool) if visible is None else np.asarray(visible, bool)
     return Annotation(
         name=f"hand{x}", image=Path("img.png"), dataset="set", side=side, keypoints_2d=kp,
-        visible=vis, keypoints_3d_mm=kp3d, K=None, bbox=(0.0, 0.0, box, box / 2),
+        visible=vis, keypoints_3d_mm=kp3d, K=None, bbox=(0.0, 0.0, box, box / 2), depth=depth,
     )
 
 
@@ -57,6 +58,29 @@ def test_load_annotations_groups_hands_by_image(tmp_path):
     camera = ev.camera_from_annotation(anns[2])
     assert (camera.fx, camera.fy, camera.cx, camera.cy, camera.assumed) == (500, 510, 10, 20, False)
     assert ev.camera_from_annotation(anns[0]) is None
+
+
+def test_depth_field_is_a_path_relative_to_the_file(tmp_path):
+    lines = [record("a.png", depth="depth/a.png"), record("b.png"), record("c.png", depth=None)]
+    path = tmp_path / "ann.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in lines))
+    a, b, c = load_annotations(path)
+    assert a.depth == tmp_path / "depth" / "a.png" and b.depth is None and c.depth is None
+    path.write_text(json.dumps(record("a.png", depth=5)))
+    with pytest.raises(ValueError, match=r":1: .*depth must be a depth image's path"):
+        load_annotations(path)
+
+
+def test_lines_of_one_image_must_name_the_same_depth():
+    from hand_mesh_ros.depthio import DepthError
+    from hand_mesh_ros.evaluation.runner import depth_path_of
+
+    same = [make_annotation(0.0, depth=Path("d.png")), make_annotation(9.0, depth=Path("d.png"))]
+    assert depth_path_of("img.png", same) == Path("d.png")
+    assert depth_path_of("img.png", [make_annotation(0.0)]) is None
+    with pytest.raises(DepthError, match="img.png: its annotation lines name different depth "
+                                         "images: d.png, none"):
+        depth_path_of("img.png", [same[0], make_annotation(9.0)])
 
 
 def test_load_annotations_names_the_bad_line(tmp_path):
@@ -176,6 +200,7 @@ def test_camera_frame_errors_on_hand_made_values():
     assert math.isclose(got["root_depth_error_mm"], 40.0)
     assert math.isclose(got["root_depth_error_pct"], 10.0)
     assert math.isclose(got["depth_bias_pct"], 10.0)
+    assert math.isclose(got["wrist_error_mm"], 40.0)  # the wrist (joint 0) moved in z only
     closer = ev.camera_frame_errors(target - [0.0, 0.0, 100.0], target)
     assert math.isclose(closer["depth_bias_pct"], -25.0)
     assert math.isclose(closer["root_depth_error_pct"], 25.0)
@@ -228,6 +253,63 @@ def test_joint_table_and_json_have_every_keypoint_and_finger(tmp_path):
     assert len(report["keypoint_names"]) == 21
     missed = report["hands"][3]
     assert missed["joint_errors_px"] == [None] * 21 and missed["cam_mpjpe_mm"] is None
+
+
+def depth_scores():
+    """Hand a has a depth image, hand b none. Ours RGB-only: a 30 mm too far, b 10 mm too
+    near; ours+depth on a: 2 mm too far, then its wrist also 1.5 mm sideways; mediapipe on a."""
+    kp3d = np.arange(63, dtype=np.float64).reshape(21, 3) ** 1.3
+    kp3d[:, 2] += 500.0 - kp3d[0, 2]  # the wrist at 500 mm
+    a = make_annotation(0.0, side="left", kp3d=kp3d, depth=Path("a_depth.png"))
+    b = make_annotation(200.0, side="left", kp3d=kp3d)
+    rgbd = kp3d + [0, 0, 2.0]
+    rgbd[0] += [1.5, 0.0, 0.0]
+    return [
+        ev.score_hand("ours", a, ev.Prediction(points_at(3.0), "left", kp3d + [0, 0, 30.0],
+                                                kp3d[0, 2] + 30.0)),
+        ev.score_hand("mediapipe", a, ev.Prediction(points_at(1.0), "left", kp3d, None)),
+        ev.score_hand(ev.DEPTH_METHOD, a, ev.Prediction(points_at(2.0), "left", rgbd,
+                                                         rgbd[0, 2], depth_status="used")),
+        ev.score_hand("ours", b, ev.Prediction(points_at(200.0), "left", kp3d - [0, 0, 10.0],
+                                                kp3d[0, 2] - 10.0)),
+        ev.score_hand("mediapipe", b, None),
+    ]
+
+
+def test_depth_comparison_is_over_the_hands_with_depth_only(tmp_path):
+    scores = depth_scores()
+    assert [s.depth_image for s in scores] == [True, True, True, False, False]
+    assert scores[2].depth_status == "used" and scores[0].depth_status is None
+    rows = ev.summarise_depth(scores)
+    assert [(r.dataset, r.method) for r in rows] == [
+        ("set", "ours"), ("set", "ours+depth"), ("all", "ours"), ("all", "ours+depth")]
+    rgb, rgbd = rows[2], rows[3]
+    assert (rgb.hands, rgb.detected, rgbd.hands, rgbd.depth_used, rgb.depth_used) == (1, 1, 1, 1, 0)
+    assert math.isclose(rgb.cam_mpjpe_mm, 30.0) and math.isclose(rgb.wrist_error_mm, 30.0)
+    assert math.isclose(rgb.root_depth_error_pct, 6.0)  # 30 mm of the wrist's 500 mm
+    assert math.isclose(rgbd.root_depth_error_mm, 2.0)
+    assert math.isclose(rgbd.wrist_error_mm, 2.5)  # hypot(1.5, 2)
+    assert math.isclose(rgbd.cam_mpjpe_mm, (20 * 2.0 + 2.5) / 21)
+    assert rgbd.pa_mpjpe_mm > 0.0 and rgb.pa_mpjpe_mm < 1e-9  # a pure shift: PA error 0
+    # the main summaries are unchanged by the RGB-D scores: ours over both hands, 2 methods
+    main_rows = ev.summarise_all(scores)
+    assert {r.method for r in main_rows} == {"ours", "mediapipe"}
+    assert math.isclose(main_rows[2].cam_mpjpe_mm, 20.0) and main_rows[2].hands == 2
+    lines = ev.format_depth_table(rows).splitlines()
+    assert len(lines) == 2 + 4
+    assert lines[4].split() == ["all", "ours", "1/1", "1", "-", "30.0", "30.0", "30.0", "6.0",
+                                "+6.0", "0.0"]
+    assert lines[5].split()[:9] == ["all", "ours+depth", "1/1", "1", "1", "2.0", "2.5", "2.0",
+                                    "0.4"]
+    assert ev.summarise_depth([s for s in scores if not s.depth_image]) == []
+    path = tmp_path / "r.json"
+    ev.write_report(path, annotations=Path("a.jsonl"), config={}, facts={},
+                    summaries=main_rows, scores=scores)
+    report = json.loads(path.read_text())
+    compared = {(r["dataset"], r["method"]): r for r in report["depth_comparison"]}
+    assert compared[("all", "ours+depth")]["wrist_error_mm"] == pytest.approx(2.5)
+    assert compared[("all", "ours")]["cam_mpjpe_mm"] == pytest.approx(30.0)
+    assert [h["method"] for h in report["hands"]].count("ours+depth") == 1
 
 
 @pytest.fixture(scope="module")

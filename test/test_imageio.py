@@ -11,7 +11,9 @@ from helpers import SHARED_DATA
 
 from hand_mesh_ros.imageio import (
     MIN_SIDE,
+    PNG_MAGIC,
     ImageError,
+    image_file_size,
     is_video,
     list_inputs,
     read_image,
@@ -147,6 +149,17 @@ def test_huge_header_is_refused_before_decoding(tmp_path, ext):
     (tmp_path / f"huge{ext}").write_bytes(bytes(data))
     with pytest.raises(ImageError, match=r"too large \(60000x50000"):
         read_image(tmp_path / f"huge{ext}")
+
+
+@pytest.mark.parametrize(("ext", "dtype"), [(".png", np.uint8), (".png", np.uint16),
+                                            (".jpg", np.uint8)])
+def test_image_file_size_reads_the_header(ext, dtype):
+    """(width, height) from the first bytes alone (``depthio`` checks depth PNGs this way)."""
+    ok, encoded = cv2.imencode(ext, np.zeros((37, 53), dtype))
+    head = encoded.tobytes()
+    assert ok and image_file_size(head) == (53, 37)
+    assert head.startswith(PNG_MAGIC) == (ext == ".png")
+    assert image_file_size(b"GIF89a" + head[6:]) is None
 
 
 def test_real_shared_image_matches_cv2():

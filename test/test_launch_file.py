@@ -30,6 +30,7 @@ from hand_mesh_ros.ros.config import (
     IMAGE_TOPIC,
     IMAGE_TRANSPORTS,
     NODE_NAME,
+    NodeConfig,
 )
 
 LAUNCH_FILE = REPO_ROOT / "launch" / "estimator.launch.py"
@@ -42,11 +43,12 @@ ARGUMENTS = (
     "device",
     "hand_model",
     "image_transport",
+    "depth_topic",
     "rviz",
     "namespace",
 )
 # node parameters the launch arguments of the same name override (over params_file)
-OVERRIDES = ("device", "hand_model", "image_transport")
+OVERRIDES = ("device", "hand_model", "image_transport", "depth_topic")
 # the one helper beside generate_launch_description: the OpaqueFunction that starts RViz only
 # where its package is installed (a Node of a missing package fails the launch and orphans the
 # estimator, ros2/launch#747)
@@ -267,6 +269,9 @@ def test_defaults_point_at_the_package_files_and_agree_with_the_node(description
     transport_help = _declared(description)["image_transport"].kwargs["description"]
     assert all(choice in transport_help for choice in IMAGE_TRANSPORTS)
     assert "/compressed" in transport_help
+    assert declared["depth_topic"] == "" == NodeConfig().depth_topic  # RGB only by default
+    depth_help = _declared(description)["depth_topic"].kwargs["description"]
+    assert all(word in depth_help for word in ("16UC1", "32FC1", "aligned", "RGB only"))
 
 
 def test_rviz_node_is_conditional_and_loads_the_installed_config(description):

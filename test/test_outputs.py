@@ -21,7 +21,14 @@ from hand_mesh_ros.outputs import (
     write_frame,
     write_ply,
 )
-from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
+from hand_mesh_ros.pipeline.types import (
+    DEPTH_TOO_FEW,
+    DEPTH_USED,
+    CameraIntrinsics,
+    FrameResult,
+    HandDepth,
+    HandEstimate,
+)
 
 HEIGHT, WIDTH = 240, 400
 CAMERA = CameraIntrinsics(300.0, 300.0, 199.5, 119.5, assumed=False)
@@ -91,7 +98,27 @@ def test_frame_json_schema_and_values(hands):
         assert_close(entry["keypoints_2d"], hand.keypoints_2d, atol=0.0, what="kp2d")
         assert_close(entry["mano"]["pose"], hand.pose, atol=0.0, what="pose")
         assert entry["refine"] == {"iterations": 7, "loss": 0.25, "keypoint_error_px": 1.5}
+        assert entry["depth_used"] is False and "depth" not in entry  # no depth image
+    assert data["depth_given"] is False
     # the text form parses back (strictly) to the same object
+    assert json.loads(dumps(data), parse_constant=_reject) == data
+
+
+def test_depth_fields_say_how_each_hand_used_the_depth(hands):
+    used = HandDepth(True, DEPTH_USED, 0.875, residual_mm=3.25, scale=1.125)
+    unused = HandDepth(False, DEPTH_TOO_FEW, 0.0625)  # residual nan: null in the JSON
+    with_depth = [HandEstimate(**{**h.__dict__, "depth": d})
+                  for h, d in zip(hands, (used, unused), strict=True)]
+    frame = FrameResult(WIDTH, HEIGHT, CAMERA, tuple(with_depth), {}, depth_given=True)
+    data = frame_to_json(frame, "d.png", mesh_file_names("d", 2))
+    assert data["depth_given"] is True
+    first, second = data["hands"]
+    assert first["depth_used"] is True
+    assert first["depth"] == {"status": "used", "valid_fraction": 0.875, "residual_mm": 3.25,
+                              "scale": 1.125}
+    assert second["depth_used"] is False
+    assert second["depth"] == {"status": DEPTH_TOO_FEW, "valid_fraction": 0.0625,
+                               "residual_mm": None, "scale": 1.0}
     assert json.loads(dumps(data), parse_constant=_reject) == data
 
 

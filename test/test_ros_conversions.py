@@ -290,6 +290,19 @@ def test_joints_carry_header_and_values(hands):
     np.testing.assert_array_equal(again.hands[1].joints_3d, msg.hands[1].joints_3d)
 
 
+def test_joints_say_whether_the_aligned_depth_placed_each_hand(hands):
+    from hand_mesh_ros.pipeline.types import DEPTH_DISAGREES, DEPTH_USED, HandDepth
+
+    used = _with(hands[0], depth=HandDepth(True, DEPTH_USED, 0.8, residual_mm=3.0, scale=1.1))
+    rejected = _with(hands[1], depth=HandDepth(False, DEPTH_DISAGREES, 0.6))
+    msg = conversions.joints_array(_frame((used, rejected)), _header())
+    assert [j.depth_used for j in msg.hands] == [True, False]
+    rgb_only = conversions.joints_array(_frame(hands), _header())  # no depth: HandDepth None
+    assert [j.depth_used for j in rgb_only.hands] == [False, False]
+    again = deserialize_message(serialize_message(msg), type(msg))
+    assert [j.depth_used for j in again.hands] == [True, False]
+
+
 def test_mano_carries_parameters_and_model(hands):
     header = _header(sec=1, nanosec=2)
     msg = conversions.mano_array(_frame(hands), header)

@@ -1,4 +1,5 @@
-"""The README's first command: the node on the embedded clip over real topics, recorded."""
+"""The README's first command: the node on the embedded RGB-D clip over real topics,
+recorded, against the same frames without depth."""
 
 import json
 
@@ -8,7 +9,7 @@ pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 pytest.importorskip("hand_mesh_ros.msg", reason="hand_mesh_ros messages not built")
 
 
-def test_demo_runs_the_node_over_topics_records_a_bag_and_scores_against_the_truth(tmp_path):
+def test_demo_runs_the_node_with_depth_over_topics_records_a_bag_and_scores_both(tmp_path):
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
 
@@ -17,9 +18,20 @@ def test_demo_runs_the_node_over_topics_records_a_bag_and_scores_against_the_tru
 
     summary = demo.run(tmp_path, frames=4, seed=0, device="cpu")
     assert summary["frames_with_a_hand"] == "4/4"
+    assert summary["frames_with_depth_used"] == 4  # the node got and used every depth
+    diagnostics = summary["node_depth_diagnostics"]
+    assert int(diagnostics["frames_with_depth"]) == 4 and int(diagnostics["hands_depth_used"]) == 4
     errors = summary["mean_errors_vs_truth"]
-    assert errors["kp2d_px"] < 20.0 and errors["pa_mpjpe_mm"] < 25.0
-    assert errors["wrist_depth_error_mm"] < 200.0
+    assert set(errors) == {"rgb_only", "rgbd"}
+    for name in ("rgb_only", "rgbd"):
+        assert set(errors[name]) == set(demo.ERROR_KEYS)
+        assert errors[name]["kp2d_px"] < 20.0 and errors[name]["pa_mpjpe_mm"] < 30.0
+    # the depth makes the hand metric: camera-frame errors of a few mm, RGB only several cm
+    assert errors["rgbd"]["wrist_error_mm"] < 15.0
+    assert errors["rgbd"]["mpjpe_mm"] < 0.5 * errors["rgb_only"]["mpjpe_mm"]
+    for row in summary["frames"]:  # per frame, both passes; the node's hand used the depth
+        assert set(row["rgbd"]) == set(row["rgb_only"]) == {"side", *demo.ERROR_KEYS}
+        assert row["depth_used"] is True
     assert len({r["track_id"] for r in summary["frames"]}) == 1  # one hand, one track
     assert summary["node_frames_per_s"] > 0
     assert json.loads((tmp_path / "summary.json").read_text())["frames_with_a_hand"] == "4/4"

@@ -4,8 +4,11 @@ reader, shared by ``hand-mesh evaluate`` and ``evaluate-model --dataset annotati
 One hand per line: ``image`` (path relative to the file's folder, or absolute), ``name``
 (optional; default the image path), ``dataset`` (optional; default "unknown"), ``side``
 ("left", "right" or null), ``kp2d`` 21 x [u, v, visible] pixels, ``kp3d`` 21 x 3 millimetres
-in the OpenCV camera frame or null, ``K`` 3x3 or null, ``bbox`` [x, y, w, h] pixels. Several
-lines may name the same image. Keypoints are in the core order of ``topology.py``.
+in the OpenCV camera frame or null, ``K`` 3x3 or null, ``bbox`` [x, y, w, h] pixels, and
+optionally ``depth``: the path (relative like ``image``) of a depth image aligned to the image
+(a 16-bit PNG in millimetres or a float32 .npy in metres, read by ``depthio.read_depth``), or
+null. Several lines may name the same image (and then the same depth). Keypoints are in the
+core order of ``topology.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ class Annotation:
     """One annotated hand.
 
     keypoints_2d: (21,2) pixels; visible: (21,) bool; keypoints_3d_mm: (21,3) millimetres,
-    OpenCV camera frame, or None; K: (3,3) intrinsics or None; bbox: (x, y, w, h) pixels.
+    OpenCV camera frame, or None; K: (3,3) intrinsics or None; bbox: (x, y, w, h) pixels;
+    depth: the aligned depth image's path, or None.
     """
 
     name: str
@@ -37,6 +41,7 @@ class Annotation:
     keypoints_3d_mm: np.ndarray | None
     K: np.ndarray | None
     bbox: tuple[float, float, float, float]
+    depth: Path | None = None
 
     @property
     def box_size(self) -> float:
@@ -45,7 +50,7 @@ class Annotation:
 
 
 def parse_annotation(record: dict, root: Path) -> Annotation:
-    """One JSON record -> Annotation; image paths are relative to ``root``."""
+    """One JSON record -> Annotation; image and depth paths are relative to ``root``."""
     keypoints_2d = np.asarray(record["kp2d"], dtype=np.float64)
     if keypoints_2d.shape != (NUM_KEYPOINTS, 3):
         raise ValueError(f"kp2d must be 21 x [u, v, visible], got shape {keypoints_2d.shape}")
@@ -63,6 +68,9 @@ def parse_annotation(record: dict, root: Path) -> Annotation:
     bbox = tuple(float(v) for v in record["bbox"])
     if len(bbox) != 4 or max(bbox[2], bbox[3]) <= 0:
         raise ValueError(f"bbox must be [x, y, w, h] with a positive size, got {bbox}")
+    depth = record.get("depth")
+    if depth is not None and (not isinstance(depth, str) or not depth):
+        raise ValueError(f"depth must be a depth image's path or null, got {depth!r}")
     return Annotation(
         name=str(record.get("name", record["image"])),
         image=root / record["image"],
@@ -73,6 +81,7 @@ def parse_annotation(record: dict, root: Path) -> Annotation:
         keypoints_3d_mm=keypoints_3d,
         K=K,
         bbox=bbox,
+        depth=None if depth is None else root / depth,
     )
 
 

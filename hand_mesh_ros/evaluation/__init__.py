@@ -18,7 +18,12 @@ Metrics (per dataset and overall; 2D and 3D over matched hands only):
 - PA-MPJPE: mean 3D joint error (mm) after a similarity (Procrustes) alignment;
 - camera-frame (metric methods only, "n/a" for mediapipe, whose world landmarks are
   hand-centred): cam-MPJPE (mm, no alignment), root depth error |z_wrist - z_wrist annotated|
-  (mm and % of the annotated z) and the signed depth bias (%, > 0: too far).
+  (mm and % of the annotated z), the signed depth bias (%, > 0: too far) and the wrist's 3D
+  position error (mm, in the JSON and the depth comparison).
+- aligned depth: on images whose annotation names a depth image (optional ``depth`` field),
+  ours runs again with it (``DEPTH_METHOD``, "ours+depth"), and ``summarise_depth`` /
+  ``format_depth_table`` compare RGB-only and RGB-D on those hands (lines without depth are
+  evaluated RGB-only; mediapipe's numbers do not change).
 Means over hands for the 3D metrics. Per keypoint and per finger (wrist, thumb, ..., little):
 mean 2D px and PA-aligned 3D mm of each method (``summarise_joints``, ``format_joint_table``).
 """
@@ -26,7 +31,12 @@ mean 2D px and PA-aligned 3D mm of each method (``summarise_joints``, ``format_j
 from __future__ import annotations
 
 from hand_mesh_ros.evaluation.cli import add_arguments, main, run
-from hand_mesh_ros.evaluation.report import format_joint_table, format_table, write_report
+from hand_mesh_ros.evaluation.report import (
+    format_depth_table,
+    format_joint_table,
+    format_table,
+    write_report,
+)
 from hand_mesh_ros.evaluation.runner import (
     RecordingDetector,
     camera_from_annotation,
@@ -36,6 +46,7 @@ from hand_mesh_ros.evaluation.runner import (
 from hand_mesh_ros.evaluation.scoring import (
     ALL_DATASETS,
     DEFAULT_MAX_MATCH_DISTANCE,
+    DEPTH_METHOD,
     KEYPOINT_GROUPS,
     METHODS,
     PCK_FRACTION,
@@ -52,12 +63,14 @@ from hand_mesh_ros.evaluation.scoring import (
     score_hand,
     summarise,
     summarise_all,
+    summarise_depth,
     summarise_joints,
 )
 
 __all__ = [
     "ALL_DATASETS",
     "DEFAULT_MAX_MATCH_DISTANCE",
+    "DEPTH_METHOD",
     "KEYPOINT_GROUPS",
     "METHODS",
     "PCK_FRACTION",
@@ -70,6 +83,7 @@ __all__ = [
     "camera_from_annotation",
     "camera_frame_errors",
     "evaluate",
+    "format_depth_table",
     "format_joint_table",
     "format_table",
     "group_means",
@@ -83,6 +97,7 @@ __all__ = [
     "score_hand",
     "summarise",
     "summarise_all",
+    "summarise_depth",
     "summarise_joints",
     "write_report",
 ]

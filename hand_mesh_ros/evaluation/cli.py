@@ -1,7 +1,8 @@
 """``hand-mesh evaluate``: our pipeline vs MediaPipe's own landmarks on annotated images.
 
 The command line only: options, exit status (0, or 2 for a missing or malformed annotation
-file or an unreadable image) and the wiring of ``runner`` (the loop) to ``report`` (output).
+file, an unreadable image or an unusable depth image) and the wiring of ``runner`` (the
+loop) to ``report`` (output).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hand_mesh_ros.datasets.annotations import load_annotations
+from hand_mesh_ros.depthio import DepthError
 from hand_mesh_ros.evaluation.report import report
 from hand_mesh_ros.evaluation.runner import evaluate, make_estimator
 from hand_mesh_ros.evaluation.scoring import DEFAULT_MAX_MATCH_DISTANCE, PCK_FRACTION
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         scores, facts = evaluate(
             annotations, estimator, recorder, max_match_distance=args.max_match_distance
         )
-    except (OSError, ImageError) as exc:
+    except (OSError, ImageError, DepthError) as exc:
         print(f"hand-mesh evaluate: {exc}", file=sys.stderr)
         return 2
     finally:

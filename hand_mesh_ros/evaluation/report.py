@@ -5,14 +5,17 @@ settings plus ``max_match_distance`` and ``pck_fraction``), ``run`` (the run fac
 ``runner.evaluate`` plus ``seconds`` and ``device_used``), ``summaries`` (every ``Summary``
 row), ``per_joint`` (every ``JointSummary``: per dataset and overall, per method, 21 values
 each in the keypoint order ``keypoint_names``, null = no data, with ``per_finger_*``: the
-same reduced to ``KEYPOINT_GROUPS``) and ``hands`` (every ``HandScore``, its (N,) errors reduced
-to ``mean_error_px``, ``pck`` and ``visible_keypoints``, its (21,) arrays as lists with null
-for NaN). 2D in pixels, 3D in millimetres, depth errors also in % of the annotated wrist
-distance, timings in milliseconds.
+same reduced to ``KEYPOINT_GROUPS``), ``depth_comparison`` (``summarise_depth``: ours
+RGB-only and ours+depth, ``Summary`` rows over the hands whose image has an aligned depth
+image; [] when none has) and ``hands`` (every ``HandScore``, the ours+depth ones included, its
+(N,) errors reduced to ``mean_error_px``, ``pck`` and ``visible_keypoints``, its (21,) arrays
+as lists with null for NaN). 2D in pixels, 3D in millimetres, depth errors also in % of the
+annotated wrist distance, timings in milliseconds.
 
-Printed: the summary table (``format_table``), the run line, and the per-keypoint and
-per-finger tables over all hands (``format_joint_table``). Camera-frame columns (cam-MPJPE,
-depth, depth %, bias %) read "n/a" for MediaPipe, whose world landmarks are hand-centred.
+Printed: the summary table (``format_table``), the run line, the depth comparison when some
+images have depth (``format_depth_table``), and the per-keypoint and per-finger tables over
+all hands (``format_joint_table``). Camera-frame columns (cam-MPJPE, depth, depth %, bias %)
+read "n/a" for MediaPipe, whose world landmarks are hand-centred.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from hand_mesh_ros.evaluation.scoring import (
     ALL_DATASETS,
+    DEPTH_METHOD,
     KEYPOINT_GROUPS,
     METHODS,
     PCK_FRACTION,
@@ -36,6 +40,7 @@ from hand_mesh_ros.evaluation.scoring import (
     group_means,
     mean_or_none,
     summarise_all,
+    summarise_depth,
     summarise_joints,
 )
 from hand_mesh_ros.topology import KEYPOINT_NAMES
@@ -69,6 +74,29 @@ def format_table(summaries: Sequence[Summary]) -> str:
             f"{_cell(s.cam_mpjpe_mm, '.1f', no_depth):>9} "
             f"{_cell(s.root_depth_error_pct, '.1f', no_depth):>6} "
             f"{_cell(s.depth_bias_pct, '+.1f', no_depth):>6}"
+        )
+    return "\n".join(lines)
+
+
+def format_depth_table(rows: Sequence[Summary]) -> str:
+    """The RGB-only vs RGB-D table (``summarise_depth`` rows), camera-frame errors first:
+    cam-MPJPE, wrist (3D position) and depth (wrist z) in mm, depth % of the annotated
+    distance, bias % (signed), PA-MPJPE mm; ``used``: hands whose fit used the depth."""
+    width = max([11] + [len(s.dataset) for s in rows])
+    header = (
+        f"{'dataset':<{width}} {'method':<10} {'det':>7} {'3D':>3} {'used':>4} "
+        f"{'cam-MPJPE':>9} {'wrist':>6} {'depth':>6} {'depth%':>6} {'bias%':>6} "
+        f"{'PA-MPJPE':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    for s in rows:
+        used = str(s.depth_used) if s.method == DEPTH_METHOD else "-"
+        lines.append(
+            f"{s.dataset:<{width}} {s.method:<10} {f'{s.detected}/{s.hands}':>7} "
+            f"{s.hands_3d:>3} {used:>4} {_cell(s.cam_mpjpe_mm, '.1f'):>9} "
+            f"{_cell(s.wrist_error_mm, '.1f'):>6} {_cell(s.root_depth_error_mm, '.1f'):>6} "
+            f"{_cell(s.root_depth_error_pct, '.1f'):>6} {_cell(s.depth_bias_pct, '+.1f'):>6} "
+            f"{_cell(s.pa_mpjpe_mm, '.1f'):>8}"
         )
     return "\n".join(lines)
 
@@ -162,6 +190,7 @@ def write_report(
         "config": config,
         "run": facts,
         "summaries": [asdict(s) for s in summaries],
+        "depth_comparison": [asdict(s) for s in summarise_depth(scores)],
         "keypoint_names": list(KEYPOINT_NAMES),
         "per_joint": [joint_record(j) for j in joint_summaries(scores)],
         "hands": [hand_record(s) for s in scores],
@@ -178,10 +207,18 @@ def report(
     annotations: Path,
     json_path: Path | None,
 ) -> None:
-    """Print the table and the run line; write the JSON report when ``json_path`` is set."""
+    """Print the tables and the run line; write the JSON report when ``json_path`` is set."""
     summaries = summarise_all(scores)
     print(format_table(summaries))
-    print(format_run_line(len(scores) // len(METHODS), facts, config))
+    print(format_run_line(sum(s.method == METHODS[0] for s in scores), facts, config))
+    depth_rows = summarise_depth(scores)
+    if depth_rows:
+        print()
+        print(
+            f"with aligned depth ({facts.get('images_with_depth', '?')} images): ours "
+            "RGB-only vs RGB-D on the same hands, camera frame, mm"
+        )
+        print(format_depth_table(depth_rows))
     print()
     print(format_joint_table([summarise_joints(scores, m) for m in METHODS]))
     if json_path is not None:

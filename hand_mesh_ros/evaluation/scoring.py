@@ -6,8 +6,12 @@ side (the *box size*); pairs above ``max_distance`` stay unmatched (a miss).
 
 Metric frames: root-relative (wrist subtracted), Procrustes-aligned (similarity: scale,
 rotation, translation) and, for metric camera-frame predictions only (ours; MediaPipe's world
-landmarks are hand-centred), the camera frame itself and the wrist's depth, also as a
-percentage of the annotated wrist distance (z).
+landmarks are hand-centred), the camera frame itself, the wrist's position and its depth,
+also as a percentage of the annotated wrist distance (z).
+
+Aligned depth: on images whose annotation names a depth image, ours also runs with it
+(method ``DEPTH_METHOD``); ``summarise_depth`` compares it with ours RGB-only on exactly those
+hands (``HandScore.depth_image``).
 
 Units: 2D in pixels, 3D in millimetres; (21, ·) arrays are in the core keypoint order of
 ``topology.py`` (wrist = ``WRIST_KEYPOINT`` is the root of the 3D metrics). Per-joint arrays
@@ -25,11 +29,14 @@ from scipy.optimize import linear_sum_assignment
 
 from hand_mesh_ros.datasets.annotations import Annotation
 from hand_mesh_ros.metrics import procrustes_align, root_relative_mpjpe
+from hand_mesh_ros.pipeline.types import DEPTH_USED
 from hand_mesh_ros.topology import FINGERS, NUM_KEYPOINTS, WRIST_KEYPOINT
 
 PCK_FRACTION = 0.2  # PCK threshold as a fraction of the annotated box's longer side
 DEFAULT_MAX_MATCH_DISTANCE = 0.5  # max mean keypoint distance for a match, x box size
 METHODS = ("ours", "mediapipe")
+DEPTH_METHOD = "ours+depth"  # ours with the annotation's aligned depth image (RGB-D)
+DEPTH_COMPARED = ("ours", DEPTH_METHOD)  # the rows of the depth comparison
 ALL_DATASETS = "all"
 # keypoint groups of the per-finger table: the wrist alone, then each finger's 4 keypoints
 # (core order: thumb 1-4, index 5-8, middle 9-12, ring 13-16, little 17-20)
@@ -47,6 +54,7 @@ class Prediction:
     side: str
     keypoints_3d_mm: np.ndarray | None
     root_depth_mm: float | None
+    depth_status: str | None = None  # RGB-D fits: ``HandDepth.status`` ("used" or why not)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,8 +64,11 @@ class HandScore:
     where invisible or missed; pa_joint_errors_mm (21,) Procrustes-aligned 3D error per
     keypoint, NaN without 3D. cam_mpjpe_mm: camera-frame MPJPE; root_depth_error_mm /
     root_depth_error_pct: |z_wrist - z_wrist annotated| in mm / in % of the annotated z;
-    depth_bias_pct: the signed (z_wrist - z_annotated) / z_annotated in % (> 0: too far).
-    3D fields are None where they do not apply (the camera-frame ones: non-metric methods)."""
+    depth_bias_pct: the signed (z_wrist - z_annotated) / z_annotated in % (> 0: too far);
+    wrist_error_mm: |wrist - wrist annotated| in 3D (camera frame, mm).
+    3D fields are None where they do not apply (the camera-frame ones: non-metric methods).
+    depth_image: the annotated image has an aligned depth image; depth_status: how the
+    RGB-D fit used it (``DEPTH_METHOD`` only, else None)."""
 
     name: str
     dataset: str
@@ -74,6 +85,9 @@ class HandScore:
     cam_mpjpe_mm: float | None = None
     root_depth_error_pct: float | None = None
     depth_bias_pct: float | None = None
+    wrist_error_mm: float | None = None
+    depth_image: bool = False
+    depth_status: str | None = None
 
     @property
     def pck(self) -> np.ndarray:
@@ -83,7 +97,8 @@ class HandScore:
 
 @dataclass(frozen=True)
 class Summary:
-    """Aggregated scores of one method on one dataset (or ``ALL_DATASETS``); None: no data."""
+    """Aggregated scores of one method on one dataset (or ``ALL_DATASETS``); None: no data.
+    depth_used: matched hands whose fit used the aligned depth (``DEPTH_METHOD``)."""
 
     dataset: str
     method: str
@@ -102,6 +117,8 @@ class Summary:
     cam_mpjpe_mm: float | None = None
     root_depth_error_pct: float | None = None
     depth_bias_pct: float | None = None
+    wrist_error_mm: float | None = None
+    depth_used: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,8 +190,8 @@ def pa_joint_errors_mm(pred_mm: np.ndarray, target_mm: np.ndarray) -> np.ndarray
 def camera_frame_errors(pred_mm: np.ndarray, target_mm: np.ndarray) -> dict[str, float]:
     """Camera-frame errors of a metric (21,3) prediction (mm, OpenCV frame): ``cam_mpjpe_mm``
     (mean joint distance, no alignment), ``root_depth_error_mm`` (|z_wrist - z_wrist true|),
-    ``root_depth_error_pct`` (the same / z_wrist true x 100) and ``depth_bias_pct`` (signed,
-    > 0 when the prediction is too far)."""
+    ``root_depth_error_pct`` (the same / z_wrist true x 100), ``depth_bias_pct`` (signed,
+    > 0 when the prediction is too far) and ``wrist_error_mm`` (|wrist - wrist true|, 3D)."""
     pred, target = np.asarray(pred_mm, np.float64), np.asarray(target_mm, np.float64)
     z_pred, z_true = pred[WRIST_KEYPOINT, 2], target[WRIST_KEYPOINT, 2]
     bias = 100.0 * (z_pred - z_true) / z_true
@@ -183,6 +200,7 @@ def camera_frame_errors(pred_mm: np.ndarray, target_mm: np.ndarray) -> dict[str,
         "root_depth_error_mm": float(abs(z_pred - z_true)),
         "root_depth_error_pct": float(abs(bias)),
         "depth_bias_pct": float(bias),
+        "wrist_error_mm": float(np.linalg.norm(pred[WRIST_KEYPOINT] - target[WRIST_KEYPOINT])),
     }
 
 
@@ -193,6 +211,7 @@ def score_hand(method: str, annotation: Annotation, prediction: Prediction | Non
         dataset=annotation.dataset,
         method=method,
         box_size=annotation.box_size,
+        depth_image=annotation.depth is not None,
     )
     if prediction is None:
         return HandScore(
@@ -207,7 +226,13 @@ def score_hand(method: str, annotation: Annotation, prediction: Prediction | Non
     rr = pa = None
     pa_joints = _nan_joints()
     camera: dict[str, float | None] = dict.fromkeys(
-        ("cam_mpjpe_mm", "root_depth_error_mm", "root_depth_error_pct", "depth_bias_pct")
+        (
+            "cam_mpjpe_mm",
+            "root_depth_error_mm",
+            "root_depth_error_pct",
+            "depth_bias_pct",
+            "wrist_error_mm",
+        )
     )
     target = annotation.keypoints_3d_mm
     if target is not None and prediction.keypoints_3d_mm is not None:
@@ -227,6 +252,7 @@ def score_hand(method: str, annotation: Annotation, prediction: Prediction | Non
         pa_mpjpe_mm=pa,
         joint_errors_px=joint_errors,
         pa_joint_errors_mm=pa_joints,
+        depth_status=prediction.depth_status,
         **camera,
     )
 
@@ -266,13 +292,27 @@ def summarise(scores: Sequence[HandScore], method: str, dataset: str = ALL_DATAS
         cam_mpjpe_mm=mean_or_none([s.cam_mpjpe_mm for s in metric]),
         root_depth_error_pct=mean_or_none([s.root_depth_error_pct for s in metric]),
         depth_bias_pct=mean_or_none([s.depth_bias_pct for s in metric]),
+        wrist_error_mm=mean_or_none([s.wrist_error_mm for s in metric]),
+        depth_used=sum(s.depth_status == DEPTH_USED for s in found),
     )
 
 
 def summarise_all(scores: Sequence[HandScore]) -> list[Summary]:
-    """Per dataset (first-appearance order) then overall, each for every method."""
+    """Per dataset (first-appearance order) then overall, each for every method of
+    ``METHODS`` (the RGB-D runs are ``summarise_depth``'s)."""
     datasets = list(dict.fromkeys(s.dataset for s in scores)) + [ALL_DATASETS]
     return [summarise(scores, m, d) for d in datasets for m in METHODS]
+
+
+def summarise_depth(scores: Sequence[HandScore]) -> list[Summary]:
+    """Ours RGB-only vs ours RGB-D (``DEPTH_COMPARED``) over the annotated hands whose image
+    has an aligned depth image, per dataset that has some (first-appearance order) then
+    overall; [] when no image has depth."""
+    with_depth = [s for s in scores if s.depth_image]
+    if not with_depth:
+        return []
+    datasets = list(dict.fromkeys(s.dataset for s in with_depth)) + [ALL_DATASETS]
+    return [summarise(with_depth, m, d) for d in datasets for m in DEPTH_COMPARED]
 
 
 def _selected(scores: Sequence[HandScore], method: str, dataset: str) -> list[HandScore]:

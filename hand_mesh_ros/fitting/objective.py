@@ -11,6 +11,8 @@ Loss per hand = sum(residuals^2) + silhouette term, with residuals
     shape prior: sqrt(w_shape / 10) * shape coefficients
     temporal (optional, tracking): sqrt(w_t) * (x - x_previous) over pose, orientation and
         position in the packed units (radians, normalised image coordinates, log metres)
+    depth (optional, an aligned depth image; ``depth.py``): sqrt(w_depth / N) * (z_point -
+        z_observed) / DEPTH_UNIT_M over N fixed surface points of the hand
     3D shape of the skeleton (optional, e.g. mediapipe's metric "world" landmarks):
         sqrt(w_3d) * (d_ij / d_0,9 - d'_ij / d'_0,9) over all keypoint pairs i < j, the
         pairwise distances normalised by the wrist-middle MCP distance -- invariant to the
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from hand_mesh_ros.camera import project
+from hand_mesh_ros.fitting.depth import DEPTH_UNIT_M, DepthTargets, point_depths
 from hand_mesh_ros.hand_params import HandParams
 from hand_mesh_ros.render import render_silhouette
 from hand_mesh_ros.rotations import axis_angle_to_matrix
@@ -73,10 +76,23 @@ def evaluate(model, x: torch.Tensor):
 def evaluate_keypoints(skeleton, x: torch.Tensor) -> torch.Tensor:
     """(B,21,3) camera-frame keypoints from a ``KeypointSkeleton`` -- the same values as
     ``evaluate(model, x)[1]`` without skinning the mesh."""
-    local = skeleton(x[:, :NUM_POSE], x[:, _SHAPE])  # root (wrist) keypoint = joint 0
-    rotation = axis_angle_to_matrix(x[:, _ORIENT])
-    root = local[:, :1]
-    return (local - root) @ rotation.transpose(1, 2) + root_position(x)[:, None, :]
+    return evaluate_points(skeleton, x)[0]
+
+
+def evaluate_points(skeleton, x: torch.Tensor, vertex_ids: torch.Tensor | None = None):
+    """Camera-frame (B,21,3) keypoints and, with vertex_ids (B,N), (B,N,3) those vertices
+    (None without), skinning only them."""
+    if vertex_ids is None:
+        local, vertices = skeleton(x[:, :NUM_POSE], x[:, _SHAPE]), None
+    else:
+        local, vertices = skeleton(x[:, :NUM_POSE], x[:, _SHAPE], vertex_ids)
+    rotation = axis_angle_to_matrix(x[:, _ORIENT]).transpose(1, 2)
+    root = local[:, :1]  # root (wrist) keypoint = joint 0
+    shift = root_position(x)[:, None, :]
+    keypoints = (local - root) @ rotation + shift
+    if vertices is not None:
+        vertices = (vertices - root) @ rotation + shift
+    return keypoints, vertices
 
 
 def unpack(model, x: torch.Tensor) -> HandParams:
@@ -108,6 +124,7 @@ class Targets:
     size: int
     skeleton_shape: torch.Tensor | None = None
     anchor: torch.Tensor | None = None  # (B,61) packed parameters to stay near (tracking)
+    depth: DepthTargets | None = None  # surface points and their observed depth
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +136,7 @@ class Weights:
     cull_backfaces: bool
     skeleton: float = 0.0
     temporal: float = 0.0
+    depth: float = 0.0
 
 
 _PAIRS = torch.triu_indices(21, 21, offset=1)  # (2, 210) keypoint pairs i < j
@@ -134,11 +152,16 @@ def normalised_distances(keypoints_3d: torch.Tensor) -> torch.Tensor:
 
 
 def residuals(skeleton, x: torch.Tensor, targets: Targets, weights: Weights, prior):
-    """(B, R) residual vector: keypoints 42, then the 3D skeleton term 210 if given, the
-    prior 45 if a prior is given, shape 10. skeleton: the model's ``KeypointSkeleton``."""
-    keypoints = evaluate_keypoints(skeleton, x)
+    """(B, R) residual vector: keypoints 42, then the depth term N if given, the 3D skeleton
+    term 210 if given, the temporal term 58 if given, the prior 45 if a prior is given,
+    shape 10. skeleton: the model's ``KeypointSkeleton``."""
+    depth = targets.depth if weights.depth > 0 else None
+    keypoints, points = evaluate_points(skeleton, x, None if depth is None else depth.vertex_ids)
     proj = project(keypoints, targets.k_roi)
     parts = [((proj - targets.keypoints) * targets.keypoint_scale[..., None]).flatten(1)]
+    if depth is not None:
+        error = point_depths(points, depth.bary) - depth.observed
+        parts.append(weights.depth**0.5 / DEPTH_UNIT_M * depth.scale * error)
     if targets.skeleton_shape is not None and weights.skeleton > 0:
         shape_error = normalised_distances(keypoints) - targets.skeleton_shape
         parts.append(weights.skeleton**0.5 * SKELETON_SCALE * shape_error)
@@ -204,6 +227,7 @@ def _repeat(targets: Targets, k: int) -> Targets:
         targets.size,
         rep(targets.skeleton_shape),
         rep(targets.anchor),
+        None if targets.depth is None else targets.depth.repeat(k),
     )
 
 
@@ -211,16 +235,20 @@ def residual_jacobian_autodiff(skeleton, x, targets: Targets, weights: Weights, 
     """(B, R, 61) exact Jacobian by forward-mode autodiff (one pass per parameter); slow on
     CPU, kept as the reference for ``residual_jacobian``."""
 
-    def one(x1, k1, kp1, sc1, sk1, an1):
+    def one(x1, k1, kp1, sc1, sk1, an1, d1):
         sk = None if targets.skeleton_shape is None else sk1[None]
         an = None if targets.anchor is None else an1[None]
-        t = Targets(k1[None], kp1[None], sc1[None], None, targets.size, sk, an)
+        d = None if targets.depth is None else DepthTargets(*(t[None] for t in d1))
+        t = Targets(k1[None], kp1[None], sc1[None], None, targets.size, sk, an, d)
         return residuals(skeleton, x1[None], t, weights, prior)[0]
 
     placeholder = x.new_zeros(x.shape[0], 1)  # vmap needs a batch even for absent targets
     shape_target = targets.skeleton_shape if targets.skeleton_shape is not None else placeholder
     anchor = targets.anchor if targets.anchor is not None else placeholder
+    d = targets.depth
+    depth = (placeholder,) * 4 if d is None else (d.vertex_ids, d.bary, d.observed, d.scale)
     jac = torch.func.vmap(torch.func.jacfwd(one))
     return jac(
-        x.detach(), targets.k_roi, targets.keypoints, targets.keypoint_scale, shape_target, anchor
+        x.detach(), targets.k_roi, targets.keypoints, targets.keypoint_scale, shape_target,
+        anchor, depth,
     )

@@ -3,7 +3,9 @@
 The objective (``objective.py``) compares the hand with what exists at test time: the 2D
 joints (keypoint residuals in render pixels of the hand's region), a silhouette target (a
 given mask, or -- Eq. 13 -- the hard mask rendered from the initial estimate, which keeps the
-surface from drifting), the anatomical pose prior and a shape prior. Initial parameters come
+surface from drifting), the anatomical pose prior and a shape prior; with an aligned depth
+image also the observed depth (``depth.py``: the initial hand is first placed and sized by it,
+then its surface points are fitted to it). Initial parameters come
 from the caller, so a video tracker can warm-start each frame from the last one.
 
 Two step rules, both driven by the objective's full gradient:
@@ -27,13 +29,21 @@ import torch
 
 from hand_mesh_ros.camera import project
 from hand_mesh_ros.fitting import objective
+from hand_mesh_ros.fitting.depth import (
+    DepthObservation,
+    observe_depth,
+    residual_mm,
+    size_ratio,
+)
 from hand_mesh_ros.fitting.roi import HandRoi, hand_roi
 from hand_mesh_ros.hand_params import HandParams
+from hand_mesh_ros.handmodel.size import hand_size_of
 from hand_mesh_ros.handmodel.skeleton import KeypointSkeleton
 from hand_mesh_ros.render import rasterize
 from hand_mesh_ros.topology import NUM_POSE, NUM_SHAPE
 
 METHODS = ("lm", "adam")
+DEPTH_PLACEMENTS = ("size", "distance")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +65,15 @@ class RefineConfig:
     skeleton_weight: float = 0.0  # 3D skeleton shape term (when a 3D skeleton is given)
     temporal_weight: float = 0.0  # stay near the initial (previous frame's) parameters
     shape_prior_weight: float = 1.0  # 0.01 let the size wander: 3x the depth error (docs)
-    optimise_shape: bool = True  # False keeps the initial shape (tracking a known hand)
+    # the observed depth's points (when a depth image is given); 1 -> 10 -> 30 on 9 synthetic
+    # RGB-D hands: camera-frame error 23.5 -> 20.6 -> 20.2 mm, PA 16.4 -> 14.8 -> 14.5 mm
+    depth_weight: float = 10.0
+    optimise_shape: bool = True  # False keeps the initial shape (tracking a known hand) ...
+    depth_fits_shape: bool = True  # ... except for hands whose depth is used: it sees the size
+    # "size": the depth scales the initial hand about the camera centre (its size came from
+    # the prior: a cold start); "distance": it only moves it (a warm start from the previous
+    # frame, whose depth change is the hand's motion, not its size)
+    depth_placement: str = "size"
     rel_tol: float = 1e-3  # early stop: relative loss change below this ...
     abs_tol: float = 1e-3  # ... or mean change per hand below this (render px^2) ...
     patience: int = 3  # ... for this many consecutive iterations
@@ -73,6 +91,10 @@ class RefineConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.depth_placement not in DEPTH_PLACEMENTS:
+            raise ValueError(
+                f"depth_placement must be one of {DEPTH_PLACEMENTS}, got {self.depth_placement!r}"
+            )
         if self.iterations < 0 or self.render_size < 8 or self.sigma <= 0:
             raise ValueError("need iterations >= 0, render_size >= 8 and sigma > 0")
 
@@ -81,13 +103,32 @@ class RefineConfig:
 class RefineResult:
     """params: refined HandParams (detached); loss_history: (T,) summed batch loss, T =
     iterations + 1 (entry 0 is the initial loss); keypoint_error_px: (B,) weighted mean
-    keypoint distance in image pixels at the end; final_loss: (B,)."""
+    keypoint distance in image pixels at the end; final_loss: (B,); depth: what the depth image
+    said (None without one); depth_residual_mm: (B,) median |fitted - observed| surface depth
+    over each hand's depth points at the end (nan where unused), or None; depth_size_ratio:
+    (B,) the size correction the depth still implies after the fit (``depth.size_ratio``; 1
+    where unused), or None."""
 
     params: HandParams
     loss_history: torch.Tensor
     iterations: int
     keypoint_error_px: torch.Tensor
     final_loss: torch.Tensor
+    depth: DepthObservation | None = None
+    depth_residual_mm: torch.Tensor | None = None
+    depth_size_ratio: torch.Tensor | None = None
+
+
+def _placed(model, x: torch.Tensor, scale: torch.Tensor, placement: str) -> torch.Tensor:
+    """Packed parameters (B,61) of the hands placed by the depth's ``scale`` (B,): distance
+    times ``scale``, and with placement "size" the size too (scaled about the camera centre:
+    the same image)."""
+    x = x.clone()
+    if placement == "size":
+        shape = objective.unpack(model, x).shape
+        x[:, objective._SHAPE] = hand_size_of(model).scaled(shape, scale.to(x.dtype))
+    x[:, -1] = x[:, -1] + scale.to(x.dtype).log()
+    return x
 
 
 def _targets(model, init, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d):
@@ -141,17 +182,19 @@ def _loss_and_grad(model, skeleton, x, targets, weights, prior):
     return loss.detach(), grad
 
 
-def _free_mask(x: torch.Tensor, cfg: RefineConfig) -> torch.Tensor:
-    """(1, 61) 1 for optimised parameters, 0 for frozen ones."""
-    free = torch.ones_like(x[:1])
-    if not cfg.optimise_shape:
-        free[:, NUM_POSE : NUM_POSE + NUM_SHAPE] = 0.0
+def _free_mask(x: torch.Tensor, cfg: RefineConfig, depth_used) -> torch.Tensor:
+    """(B, 61) 1 for optimised parameters, 0 for frozen ones; depth_used: (B,) bool or None."""
+    free = torch.ones_like(x)
+    shape_free = torch.full_like(x[:, 0], float(cfg.optimise_shape))
+    if depth_used is not None and cfg.depth_fits_shape:
+        shape_free = torch.maximum(shape_free, depth_used.to(x.dtype))
+    free[:, NUM_POSE : NUM_POSE + NUM_SHAPE] = shape_free[:, None]
     return free
 
 
-def _lm(model, skeleton, x, targets, weights, prior, cfg: RefineConfig):
+def _lm(model, skeleton, x, targets, weights, prior, cfg: RefineConfig, depth_used):
     damping = torch.full_like(x[:, :1], cfg.lm_damping)
-    free = _free_mask(x, cfg)
+    free = _free_mask(x, cfg, depth_used)
     loss, grad = _loss_and_grad(model, skeleton, x, targets, weights, prior)
     history, stop = [float(loss.sum())], _Stopper(cfg, x.shape[0])
     for _ in range(cfg.iterations):
@@ -178,7 +221,7 @@ def _lm(model, skeleton, x, targets, weights, prior, cfg: RefineConfig):
     return x, loss, history
 
 
-def _adam(model, skeleton, x0, targets, weights, prior, cfg: RefineConfig):
+def _adam(model, skeleton, x0, targets, weights, prior, cfg: RefineConfig, depth_used):
     """Adam on z with x = x0 + rates * z, so a unit Adam step moves each group by its rate."""
     rates = torch.cat(
         [
@@ -189,7 +232,7 @@ def _adam(model, skeleton, x0, targets, weights, prior, cfg: RefineConfig):
             torch.full((1,), cfg.lr_log_depth),
         ]
     ).to(x0)
-    rates = rates * _free_mask(x0, cfg)[0]
+    rates = rates * _free_mask(x0, cfg, depth_used)
     z = torch.zeros_like(x0, requires_grad=True)
     optimiser = torch.optim.Adam([z], lr=1.0)
     history, stop = [], _Stopper(cfg, x0.shape[0])
@@ -222,6 +265,7 @@ def refine(
     config: RefineConfig | None = None,
     roi: HandRoi | None = None,
     skeleton3d: torch.Tensor | None = None,
+    depth: torch.Tensor | None = None,
 ) -> RefineResult:
     """Refine ``init`` against 2D keypoints and a silhouette (Eq. 13).
 
@@ -231,7 +275,9 @@ def refine(
     self-rendered from ``init``; prior: a PosePrior or None; roi: the hand region to render
     (default: around the weighted keypoints); skeleton3d: (B,21,3) a 3D skeleton in any
     frame and scale (e.g. mediapipe's world landmarks) whose articulation is matched with
-    ``skeleton_weight``. Works under ``torch.no_grad`` (gradients are
+    ``skeleton_weight``; depth: (B,H,W) metres, NaN = no data, aligned to the image the
+    keypoints are in (``depth.as_depth_tensor``): places and sizes each hand, then adds the
+    depth term with ``depth_weight``. Works under ``torch.no_grad`` (gradients are
     enabled inside), not under ``torch.inference_mode``.
     """
     cfg = config or RefineConfig()
@@ -240,7 +286,19 @@ def refine(
         weights = torch.ones_like(keypoints_2d[..., 0])
     weights = weights.to(init.pose.dtype)
     roi = roi or hand_roi(keypoints_2d, cfg.render_size, weights)
+    observation = None
+    if depth is not None and cfg.depth_weight > 0:
+        x_init = objective.pack(model, init)
+        with torch.no_grad():
+            vertices = objective.evaluate(model, x_init)[0]
+        observation = observe_depth(model, vertices, roi.intrinsics(K.to(vertices.dtype)), roi,
+                                    depth)
+        init = objective.unpack(
+            model, _placed(model, x_init, observation.scale, cfg.depth_placement)
+        )
     targets = _targets(model, init, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d)
+    if observation is not None:
+        targets = replace(targets, depth=observation.targets)
     loss_weights = objective.Weights(
         pose_prior=cfg.pose_prior_weight,
         shape_prior=cfg.shape_prior_weight,
@@ -249,22 +307,33 @@ def refine(
         cull_backfaces=cfg.cull_backfaces,
         skeleton=cfg.skeleton_weight,
         temporal=cfg.temporal_weight,
+        depth=cfg.depth_weight if observation is not None else 0.0,
     )
     x0 = objective.pack(model, init)
     if cfg.temporal_weight > 0:
         targets = replace(targets, anchor=x0)
     run = _lm if cfg.method == "lm" else _adam
     skeleton = KeypointSkeleton(model)
-    x, final_loss, history = run(model, skeleton, x0, targets, loss_weights, prior, cfg)
+    depth_used = None if observation is None else observation.used
+    x, final_loss, history = run(model, skeleton, x0, targets, loss_weights, prior, cfg,
+                                 depth_used)
     params = objective.unpack(model, x)
     with torch.no_grad():
         _, keypoints, _ = objective.evaluate(model, x)
         distance = (project(keypoints, K.to(x.dtype)) - keypoints_2d).norm(dim=-1)
         kp_err = (weights * distance).sum(-1) / weights.sum(-1).clamp_min(1e-9)
+        depth_residual = depth_size = None
+        if observation is not None:
+            _, points = objective.evaluate_points(skeleton, x, observation.targets.vertex_ids)
+            depth_residual = residual_mm(points, observation.targets)
+            depth_size = size_ratio(points, observation.targets)
     return RefineResult(
         params=params,
         loss_history=torch.tensor(history, dtype=torch.float64),
         iterations=len(history) - 1,
         keypoint_error_px=kp_err,
         final_loss=final_loss,
+        depth=observation,
+        depth_residual_mm=depth_residual,
+        depth_size_ratio=depth_size,
     )

@@ -2,7 +2,9 @@
 
 Fitting and the keypoint regressor only need the keypoints: 16 joints from the joint regressor
 and 5 fingertip vertices. Evaluating LBS for those alone is ~40x cheaper than for every vertex,
-which matters most for the forward-mode Jacobians of test-time refinement.
+which matters most for the forward-mode Jacobians of test-time refinement. The depth term of
+refinement adds the few hundred vertices under its observed surface points (``vertex_ids``),
+skinned with the same joint transforms.
 """
 
 from __future__ import annotations
@@ -42,11 +44,19 @@ class KeypointSkeleton(nn.Module):
             model.full_finger_pose(model.v_template.new_zeros(1, NUM_POSE))[0].clone(),
             persistent=False,
         )
+        # the whole mesh, for the surface points of the depth term (``vertex_ids``)
+        self.register_buffer("v_template", model.v_template.clone(), persistent=False)
+        self.register_buffer("shapedirs", model.shapedirs.clone(), persistent=False)
+        all_posedirs = None if model.posedirs is None else model.posedirs.clone()
+        self.register_buffer("posedirs", all_posedirs, persistent=False)
+        self.register_buffer("weights", model.skinning_weights.clone(), persistent=False)
         self._parents = model._parents
         self._joint_ids = list(model._joint_ids)
         self.register_buffer("order", model._order.clone(), persistent=False)
 
-    def forward(self, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    def forward(self, pose: torch.Tensor, shape: torch.Tensor, vertex_ids=None):
+        """(B, 21, 3) keypoints; with vertex_ids (B, N) long also (B, N, 3) those vertices
+        (model frame, equal to ``model(pose=pose, shape=shape).vertices`` gathered)."""
         batch = pose.shape[0]
         dtype = self.joint_template.dtype
         pose, shape = pose.to(dtype) + self.hands_mean, shape.to(dtype)
@@ -59,4 +69,17 @@ class KeypointSkeleton(nn.Module):
         joints, rel = batch_rigid_transform(rot_mats, rest_joints, self._parents)
         tips = skin_vertices(tips, self.tip_weights, rel)
         stacked = torch.cat((joints[:, self._joint_ids], tips), dim=1)
-        return stacked[:, self.order]
+        keypoints = stacked[:, self.order]
+        if vertex_ids is None:
+            return keypoints
+        return keypoints, self._skin_vertices(vertex_ids, shape, rot_mats, rel)
+
+    def _skin_vertices(self, ids, shape, rot_mats, rel) -> torch.Tensor:
+        """(B, N) vertex ids -> (B, N, 3) posed vertices (LBS of those vertices only)."""
+        rest = self.v_template[ids] + torch.einsum("bs,bvcs->bvc", shape, self.shapedirs[ids])
+        if self.posedirs is not None:
+            rest = rest + torch.einsum(
+                "bp,bvcp->bvc", pose_feature(rot_mats), self.posedirs[ids]
+            )
+        blended = torch.einsum("bvj,bjrc->bvrc", self.weights[ids], rel)
+        return torch.einsum("bvrc,bvc->bvr", blended[..., :3, :3], rest) + blended[..., :3, 3]

@@ -61,6 +61,11 @@ class EstimatorConfig:
     temporal_weight: float = setting(
         100.0, "tracked hands: weight of staying near the last fit", low=0.0, high=1e6, live=True
     )
+    # aligned depth (estimate(..., depth=)): how strongly the fit follows the observed depth
+    depth_weight: float = setting(
+        10.0, "weight of the observed depth in refinement when a depth image is given "
+        "(0 = depth ignored)", low=0.0, high=1e6, live=True,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

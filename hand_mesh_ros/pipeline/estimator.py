@@ -14,7 +14,10 @@ with MANO (``processing_frame.py``; the hand model is the ``hand_model`` setting
 Metric scale: from 2D evidence alone, a hand's size and its distance are tied. The estimate
 takes the size from the shape (the shape prior keeps it near the mean adult hand, ~19 cm
 wrist to middle tip), so its depth error is about the hand's size deviation from the mean
-(a 10 % larger hand is placed ~10 % too close). See docs/pipeline.md.
+(a 10 % larger hand is placed ~10 % too close). See docs/pipeline.md. An aligned depth image
+(``depth=``) breaks the tie: each hand is placed and sized by the depth observed over it and
+refined against it (``fitting/depth.py``, docs/depth.md); a hand whose depth is missing or
+disagrees is fitted from RGB alone, and its ``HandEstimate.depth`` says why.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import torch
 from hand_mesh_ros.detect import Detection2D, MediapipeConfig, MediapipeHandDetector
 from hand_mesh_ros.devices import resolve_device
 from hand_mesh_ros.fitting import RefineConfig, align_to_keypoints, hand_roi, refine
+from hand_mesh_ros.fitting.depth import DEPTH_IGNORED, as_depth_tensor
 from hand_mesh_ros.hand_params import HandParams
 from hand_mesh_ros.handmodel.choice import load_hand_models
 from hand_mesh_ros.handmodel.prior import PosePrior
+from hand_mesh_ros.handmodel.size import hand_size_of
 from hand_mesh_ros.nets.keypoint_regressor import load_keypoint_regressor
 from hand_mesh_ros.pipeline.config import EstimatorConfig
 from hand_mesh_ros.pipeline.initialiser import ArticulationInit
@@ -40,9 +45,10 @@ from hand_mesh_ros.pipeline.processing_frame import (
     estimates_from_fit,
     params_from_estimates,
     prepare_batch,
+    processing_depth,
     regressor_keypoints,
 )
-from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
+from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandDepth, HandEstimate
 from hand_mesh_ros.settings import settings_of
 
 
@@ -147,11 +153,14 @@ class HandMeshEstimator:
         image: np.ndarray,
         camera: CameraIntrinsics | None = None,
         *,
+        depth=None,
         detections: Detections | None = None,
         warm: Sequence[HandEstimate | None] | None = None,
     ) -> FrameResult:
         """All hands of one RGB uint8 image (H,W,3).
 
+        depth: (H,W) metres aligned to the image (0, NaN or inf = no data), or None for RGB
+            only; another size raises ValueError.
         detections: this image's ``detect`` result (detected here when None).
         warm: per detection, that hand's previous estimate to refine from, or None for a cold
             start; all cold when None.
@@ -161,6 +170,7 @@ class HandMeshEstimator:
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         camera = camera or CameraIntrinsics.assumed_for(w, h, self.config.horizontal_fov_deg)
+        depth_map = None if depth is None else as_depth_tensor(depth, (h, w), self.device)
         detections = detections if detections is not None else self.detect(image)
         found = detections.hands
         warm = list(warm) if warm is not None else [None] * len(found)
@@ -172,7 +182,8 @@ class HandMeshEstimator:
             group = [i for i in range(len(found)) if (warm[i] is not None) == is_warm]
             if group:
                 hands = self._fit_group(image, camera, [found[i] for i in group],
-                                        [warm[i] for i in group] if is_warm else None, clock)
+                                        [warm[i] for i in group] if is_warm else None,
+                                        depth_map, clock)
                 by_index.update(zip(group, hands, strict=True))
         valid = tuple(
             replace(by_index[i], track_id=i) for i in range(len(found)) if by_index[i] is not None
@@ -180,9 +191,9 @@ class HandMeshEstimator:
         invalid = tuple(i for i in range(len(found)) if by_index[i] is None)
         timings = {"detect": detections.elapsed_ms, **clock.ms}
         timings["total"] = detections.elapsed_ms + (time.perf_counter() - t0) * 1e3
-        return FrameResult(w, h, camera, valid, timings, invalid)
+        return FrameResult(w, h, camera, valid, timings, invalid, depth_given=depth is not None)
 
-    def _fit_group(self, image, camera, found, warm, clock: _StageClock):
+    def _fit_group(self, image, camera, found, warm, depth, clock: _StageClock):
         """Fit one group of hands (all warm or all cold): one batch per fitting model (the
         mirrored open model fits both sides; with MANO each side has its own)."""
         hands: list = [None] * len(found)
@@ -193,13 +204,15 @@ class HandMeshEstimator:
             ]
             if part:
                 fitted = self._fit_batch(image, camera, side, [found[i] for i in part],
-                                         None if warm is None else [warm[i] for i in part], clock)
+                                         None if warm is None else [warm[i] for i in part],
+                                         depth, clock)
                 for i, hand in zip(part, fitted, strict=True):
                     hands[i] = hand
         return hands
 
-    def _fit_batch(self, image, camera, side: str, found, warm, clock: _StageClock):
-        """Fit hands of one fitting model (``side``'s) as one batch."""
+    def _fit_batch(self, image, camera, side: str, found, warm, depth, clock: _StageClock):
+        """Fit hands of one fitting model (``side``'s) as one batch; depth: (H,W) tensor
+        (NaN = no data) or None."""
         mirror = self.hand_models.mirrored_left
         model = self.hand_models.fitting_model(side)
         batch = prepare_batch(found, camera, image.shape[1], self.device, mirror_left=mirror)
@@ -210,10 +223,15 @@ class HandMeshEstimator:
         else:
             init = self._cold_start(model, batch, clock)
             iterations = self.config.refine_iterations
+        batch_depth = None
+        if depth is not None and self.config.depth_weight > 0:
+            batch_depth = processing_depth(batch, depth)
         result = self._refine(model, self.priors[model.side], batch, init, iterations,
-                              warm=warm is not None)
+                              warm=warm is not None, depth=batch_depth)
         clock.lap("refine")
-        hands = estimates_from_fit(model, batch, result, camera, self.faces[model.side])
+        depths = _hand_depths(model, result, len(found), depth is not None)
+        hands = estimates_from_fit(model, batch, result, camera, self.faces[model.side],
+                                   depths=depths)
         clock.lap("finish")
         return hands
 
@@ -233,16 +251,20 @@ class HandMeshEstimator:
         return init
 
     def _refine(self, model, prior, batch: HandBatch, init: HandParams, iterations: int, *,
-                warm: bool):
+                warm: bool, depth=None):
         """Test-time refinement. Warm starts keep the track's shape (a person's hand does not
-        change) and skip the self-rendered silhouette, which would anchor the hand to the
-        previous frame's."""
+        change) unless the depth is used -- it measures the size -- and skip the self-rendered
+        silhouette, which would anchor the hand to the previous frame's. A warm start's depth
+        change is the hand's motion: the depth moves it rather than resizing it."""
         config = RefineConfig(
             iterations=iterations,
             self_silhouette_weight=0.0 if warm else 1.0,
             optimise_shape=not warm,
             skeleton_weight=self.config.skeleton_weight,
             temporal_weight=self.config.temporal_weight if warm else 0.0,
+            depth_weight=self.config.depth_weight,
+            depth_placement="distance" if warm else "size",
+            depth_fits_shape=not warm,
         )
         return refine(
             model,
@@ -253,4 +275,27 @@ class HandMeshEstimator:
             prior=prior,
             config=config,
             skeleton3d=batch.skeleton3d,
+            depth=depth,
         )
+
+
+def _hand_depths(model, result, count: int, given: bool) -> list[HandDepth | None]:
+    """Per hand of a batch, how the depth was used (None per hand without a depth image)."""
+    if not given:
+        return [None] * count
+    if result.depth is None:  # depth_weight 0
+        return [HandDepth(False, DEPTH_IGNORED, float("nan"))] * count
+    obs = result.depth
+    ratio = torch.where(obs.used, result.depth_size_ratio, torch.ones_like(obs.scale))
+    measured = hand_size_of(model).scaled(result.params.shape, ratio)
+    return [
+        HandDepth(
+            used=bool(obs.used[i]),
+            status=obs.status[i],
+            valid_fraction=float(obs.valid_fraction[i]),
+            residual_mm=float(result.depth_residual_mm[i]),
+            scale=float(ratio[i]),
+            measured_shape=measured[i].double().cpu().numpy() if obs.used[i] else None,
+        )
+        for i in range(count)
+    ]

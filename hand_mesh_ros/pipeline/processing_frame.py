@@ -27,7 +27,7 @@ import torch
 from hand_mesh_ros.detect import Detection2D
 from hand_mesh_ros.hand_params import HandParams
 from hand_mesh_ros.handmodel.mirror import mirror_axis_angle
-from hand_mesh_ros.pipeline.types import CameraIntrinsics, HandEstimate
+from hand_mesh_ros.pipeline.types import CameraIntrinsics, HandDepth, HandEstimate
 
 LOG = logging.getLogger(__name__)
 MIRROR = np.array([-1.0, 1.0, 1.0])  # x-mirror of the camera frame
@@ -91,6 +91,13 @@ def prepare_batch(
     )
 
 
+def processing_depth(batch: HandBatch, depth: torch.Tensor) -> torch.Tensor:
+    """(H,W) depth (metres, NaN = none) -> (B,H,W) each hand's depth in its processing frame:
+    mirrored hands see it mirrored (u -> W - 1 - u; depth is unchanged by the x-mirror)."""
+    mirrored = batch.mirrored_hands.to(depth.device)[:, None, None]
+    return torch.where(mirrored, depth.flip(-1), depth)
+
+
 def params_from_estimates(
     estimates: Sequence[HandEstimate], device, *, mirror_left: bool = True
 ) -> HandParams:
@@ -111,10 +118,13 @@ def params_from_estimates(
 
 
 def estimates_from_fit(
-    model, batch: HandBatch, result, camera: CameraIntrinsics, faces: np.ndarray
+    model, batch: HandBatch, result, camera: CameraIntrinsics, faces: np.ndarray, *,
+    depths: Sequence[HandDepth | None] | None = None,
 ) -> list[HandEstimate | None]:
     """Camera-frame estimates per hand of the batch, mirrored back for mirrored hands; None
-    where the fit produced non-finite values or a keypoint behind the camera."""
+    where the fit produced non-finite values or a keypoint behind the camera. depths: per
+    hand, how the depth image was used (None: no depth)."""
+    depths = depths if depths is not None else [None] * len(batch.detections)
     with torch.no_grad():
         out = model(**result.params.as_kwargs())
     verts = out.vertices.double().cpu().numpy()
@@ -156,6 +166,7 @@ def estimates_from_fit(
                 refine_iterations=int(result.iterations),
                 refine_loss=float(result.final_loss[i]),
                 keypoint_error_px=float(result.keypoint_error_px[i]),
+                depth=depths[i],
             )
         )
     return hands

@@ -16,6 +16,16 @@ demo and the benchmarks share them:
 - a hand whose fit was invalid ends its track; a result the caller rejects
   (``reject_last``) ends every track.
 A hand whose track ended is cold-started with a new id when it is seen again.
+
+Hand size (aligned depth, ``update(..., depth=)``): a track learns its hand's shape -- above
+all its size, which one RGB image cannot tell from its distance -- and warm-starts every later
+frame with it, so a known hand stays metric when the depth drops out (tracked hands do not
+refit their shape). A new hand's shape is fitted with the depth (the cold start); on every
+later frame whose depth is used, the fit reports the size correction the depth still implies
+(``HandDepth.scale``), and the track's shape is the running mean of its shapes corrected by
+it (``HandDepth.measured_shape``; the last ``SIZE_MEMORY_FRAMES`` weigh most): independent
+measurements of one size, not a chain of corrections (a hand moving towards the camera is not
+a hand shrinking).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEsti
 
 MAX_MATCH_DISTANCE = 0.5  # mean keypoint distance / hand box diagonal above which no match
 SIDE_SWITCH_RATIO = 1.5  # a track changes side when the other side's votes outweigh it so much
+SIZE_MEMORY_FRAMES = 30  # depth frames over which a track's learned shape averages
 
 
 @dataclass
@@ -40,6 +51,21 @@ class Track:
     estimate: HandEstimate | None = None  # last valid estimate: the warm start
     missed: int = 0
     votes: dict[str, float] = field(default_factory=lambda: {"left": 0.0, "right": 0.0})
+    learned_shape: np.ndarray | None = None  # (10,) mean shape of the depth frames
+    depth_frames: int = 0
+
+    def learn_shape(self, shape: np.ndarray) -> None:
+        """Fold in a shape measured on a frame whose depth was used."""
+        self.depth_frames += 1
+        rate = 1.0 / min(self.depth_frames, SIZE_MEMORY_FRAMES)
+        previous = shape if self.learned_shape is None else self.learned_shape
+        self.learned_shape = previous + rate * (np.asarray(shape) - previous)
+
+    def warm_start(self) -> HandEstimate | None:
+        """The last estimate with the learned shape (the estimate itself while none is)."""
+        if self.estimate is None or self.learned_shape is None:
+            return self.estimate
+        return replace(self.estimate, shape=self.learned_shape)
 
     def vote(self, side: str, score: float) -> bool:
         """Add a detection's label; returns True when the track's side changed. The other side
@@ -96,9 +122,11 @@ class HandTracker:
         camera: CameraIntrinsics | None = None,
         *,
         stamp: float | None = None,
+        depth=None,
     ) -> FrameResult:
         """All hands of the next frame of the stream. stamp: its capture time in seconds
-        (e.g. the image header's); None when unknown (only missed frames then end tracks)."""
+        (e.g. the image header's); None when unknown (only missed frames then end tracks).
+        depth: (H,W) metres aligned to the image, or None (``HandMeshEstimator.estimate``)."""
         self._apply_stream_rules(stamp, image.shape[:2])
         detections = self.estimator.detect(image)
         matched = match_tracks(self.tracks, detections.hands)
@@ -107,10 +135,10 @@ class HandTracker:
             track = self.tracks[matched[i]] if i in matched else None
             flipped = track is not None and track.vote(det.side, det.score)
             sides.append(track.side if track is not None else det.side)
-            warm.append(None if track is None or flipped else track.estimate)
+            warm.append(None if track is None or flipped else track.warm_start())
             owner.append(track)
         result = self.estimator.estimate(
-            image, camera, detections=detections.with_sides(sides), warm=warm
+            image, camera, depth=depth, detections=detections.with_sides(sides), warm=warm
         )
         hands = [self._record(hand, owner[hand.track_id], detections.hands[hand.track_id])
                  for hand in result.hands]
@@ -134,6 +162,8 @@ class HandTracker:
             self._next_id += 1
             self.tracks.append(track)
         track.estimate, track.keypoints = hand, det.keypoints
+        if hand.depth_used:
+            track.learn_shape(hand.depth.measured_shape)
         return replace(hand, track_id=track.track_id)
 
     def _apply_stream_rules(self, stamp: float | None, size: tuple[int, int]) -> None:

@@ -12,6 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from hand_mesh_ros.fitting.depth import (  # noqa: F401 (the statuses' home is the rule)
+    DEPTH_DISAGREES,
+    DEPTH_IGNORED,
+    DEPTH_NONE,
+    DEPTH_TOO_FEW,
+    DEPTH_USED,
+)
+
 DEFAULT_HORIZONTAL_FOV_DEG = 60.0  # assumed when no intrinsics are given (a typical webcam)
 
 
@@ -63,6 +71,29 @@ class CameraIntrinsics:
         return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "assumed": self.assumed}
 
 
+
+
+@dataclass(frozen=True)
+class HandDepth:
+    """How one hand's fit used the aligned depth image.
+
+    used: the observed depth placed and refined the hand; status: ``DEPTH_USED`` or why not
+    (``DEPTH_TOO_FEW``, ``DEPTH_DISAGREES``); valid_fraction: fraction of the hand's rendered
+    pixels with a valid observed depth; residual_mm: median |observed - fitted surface depth|
+    over those pixels after the fit, mm (nan when unused); scale: the size correction the
+    depth still implies after the fit (1 = the fitted size agrees with the depth);
+    measured_shape: (10,) the fitted shape with that correction -- this frame's measurement
+    of the hand's shape (None when unused).
+    """
+
+    used: bool
+    status: str
+    valid_fraction: float
+    residual_mm: float = math.nan
+    scale: float = 1.0
+    measured_shape: np.ndarray | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class HandEstimate:
     """One hand in one frame.
@@ -73,6 +104,7 @@ class HandEstimate:
     pose (45,), shape (10,), global_orient (3,), transl (3,): parameters of ``model_name``'s
         ``side`` hand model that reproduce vertices/keypoints_3d in the camera frame.
     vertices: (V,3) metres, camera frame; faces: (F,3) int64 (shared, do not modify).
+    depth: how the aligned depth was used (None when the frame had no depth image).
     """
 
     side: str
@@ -91,6 +123,13 @@ class HandEstimate:
     refine_iterations: int
     refine_loss: float
     keypoint_error_px: float
+    depth: HandDepth | None = None
+
+    @property
+    def depth_used(self) -> bool:
+        """True when the observed depth placed and refined this hand (metric, not sized by
+        the shape prior)."""
+        return self.depth is not None and self.depth.used
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,6 +139,8 @@ class FrameResult:
     timings_ms: milliseconds per stage (detect, prepare, regress, align, refine, finish,
         total); a stage that ran for two groups of hands (tracked, new) holds their sum.
     invalid: indices of the detections whose fit was dropped (non-finite values).
+    depth_given: an aligned depth image came with the frame (each hand's ``depth`` says
+        whether it was used).
     """
 
     width: int
@@ -108,3 +149,4 @@ class FrameResult:
     hands: tuple[HandEstimate, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
     invalid: tuple[int, ...] = ()
+    depth_given: bool = False

@@ -1,15 +1,23 @@
 """A camera driver stand-in, as its own process: publishes a clip (or one image) on
-``/camera/image_raw`` + ``/camera/camera_info`` at a fixed rate, with the QoS a driver uses.
+``/camera/image_raw`` + ``/camera/camera_info`` at a fixed rate, with the QoS a driver uses;
+with ``--depth-topic``, an RGB-D camera's aligned depth too.
 
     python -m hand_mesh_ros.ros.camera_stream [--rate 30] [--frames 300] [--size 640x480]
         [--reliability reliable|best_effort] [--transport raw|compressed] [--image FILE]
         [--image-topic /camera/image_raw] [--camera-info-topic /camera/camera_info]
+        [--depth-topic /camera/aligned_depth_to_color/image_raw] [--depth-encoding 16UC1]
+        [--depth-stamp-offset-s 0] [--wait-subscribers SECONDS]
 
 The frames are the embedded rendered clip (a moving hand, ``synthetic/clip.py``) played
-forwards and backwards, or ``--image`` repeated. Stamps advance by 1/rate. At the end one JSON
-line on stdout: frames sent, the first and last stamp, the achieved rate. Used by the
-cross-process test and ``benchmarks/bench_camera_stream.py``; also handy to try the node
-without a camera.
+forwards and backwards, or ``--image`` repeated. Stamps advance by 1/rate. The depth is the
+clip's own (the same scene through ``synthetic/depth_camera.py``'s RealSense-like noise
+model), aligned to the colour image, published just before each image with the same header
+(16UC1 mm as RealSense publishes it, or 32FC1 m); ``--depth-stamp-offset-s`` shifts its
+stamps (a depth stream out of sync with the colour one). ``--wait-subscribers`` holds the
+first frame until every topic has a subscriber (at most that long; a driver does not wait, a
+test does: discovery on a busy machine can take seconds). At the end one JSON line on stdout:
+frames sent, the first and last stamp, the achieved rate. Used by the cross-process tests and
+``benchmarks/bench_camera_stream.py``; also handy to try the node without a camera.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from hand_mesh_ros.ros.client import camera_info_msg, make_header, rgb_image_msg
 from hand_mesh_ros.ros.config import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_IMAGE_TOPIC
+from hand_mesh_ros.ros.image_bridge import DEPTH_ENCODINGS, metres_to_depth_msg
 
 FRAME_ID = "camera_optical_frame"
 FIRST_STAMP_NS = 1_800_000_000_000_000_000
@@ -38,24 +47,30 @@ CAMERA_DEPTH = 5  # keep-last depth of a typical camera driver's publisher
 ACK_TIMEOUT_S = 10.0  # at the end, how long to wait for reliable subscribers to acknowledge
 
 
-def frames_of(args) -> tuple[list[np.ndarray], np.ndarray]:
-    """The RGB frames to loop over and their K (3, 3)."""
+def frames_of(args) -> tuple[list[np.ndarray], list[np.ndarray] | None, np.ndarray]:
+    """The RGB frames to loop over, their aligned depths ((H, W) metres; None without
+    ``--depth-topic``) and K (3, 3)."""
     w, h = map(int, args.size.split("x"))
     if args.image:
         from hand_mesh_ros.imageio import read_image
         from hand_mesh_ros.pipeline.types import CameraIntrinsics
 
+        if args.depth_topic:
+            raise SystemExit("camera_stream: --depth-topic needs the clip (no depth of --image)")
         rgb = cv2.resize(read_image(args.image), (w, h), interpolation=cv2.INTER_AREA)
-        return [rgb], CameraIntrinsics.assumed_for(w, h).matrix(dtype=torch.float64).numpy()
+        return [rgb], None, CameraIntrinsics.assumed_for(w, h).matrix(dtype=torch.float64).numpy()
     from hand_mesh_ros import load_hand_model
     from hand_mesh_ros.handmodel.prior import PosePrior
     from hand_mesh_ros.synthetic.clip import render_clip
+    from hand_mesh_ros.synthetic.depth_camera import DepthNoiseModel
 
     model = load_hand_model("right")
+    noise = DepthNoiseModel() if args.depth_topic else None
     clip = render_clip(model, PosePrior.from_model(model), args.clip_frames, seed=0,
-                       image_size=(h, w))
-    images = [f.image for f in clip.frames]
-    return images + images[-2:0:-1], clip.K.double().numpy()  # forwards, then backwards
+                       image_size=(h, w), depth_noise=noise)
+    frames = list(clip.frames) + list(clip.frames[-2:0:-1])  # forwards, then backwards
+    depths = [f.depth for f in frames] if noise is not None else None
+    return [f.image for f in frames], depths, clip.K.double().numpy()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-frames", type=int, default=24)
     parser.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC)
     parser.add_argument("--camera-info-topic", default=DEFAULT_CAMERA_INFO_TOPIC)
+    parser.add_argument("--depth-topic", default="", help="aligned depth topic ('' = none)")
+    parser.add_argument("--depth-encoding", choices=tuple(DEPTH_ENCODINGS), default="16UC1")
+    parser.add_argument("--depth-stamp-offset-s", type=float, default=0.0)
+    parser.add_argument("--wait-subscribers", type=float, default=0.0, metavar="SECONDS")
     args, ros_args = parser.parse_known_args(argv)
-    images, K = frames_of(args)
+    images, depths, K = frames_of(args)
     rclpy.init(args=["camera_stream", *ros_args])
     node = Node("camera_stream")
     qos = QoSProfile(
@@ -85,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     topic = f"{args.image_topic}/compressed" if compressed else args.image_topic
     image_pub = node.create_publisher(CompressedImage if compressed else Image, topic, qos)
     info_pub = node.create_publisher(CameraInfo, args.camera_info_topic, qos)
+    depth_pub = node.create_publisher(Image, args.depth_topic, qos) if depths else None
+    depth_offset_ns = round(args.depth_stamp_offset_s * 1e9)
+    publishers = [p for p in (image_pub, info_pub, depth_pub) if p is not None]
+    deadline = time.monotonic() + args.wait_subscribers
+    while time.monotonic() < deadline and not all(p.get_subscription_count() for p in publishers):
+        time.sleep(0.05)
     time.sleep(DISCOVERY_WAIT_S)
     period_ns = round(1e9 / args.rate)
     start = time.monotonic()
@@ -93,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         header = make_header(FIRST_STAMP_NS + i * period_ns, FRAME_ID)
         rgb = images[i % len(images)]
         info_pub.publish(camera_info_msg(K, w, h, header))
+        if depth_pub is not None:
+            depth_header = make_header(FIRST_STAMP_NS + i * period_ns + depth_offset_ns, FRAME_ID)
+            depth = depths[i % len(depths)]
+            depth_pub.publish(metres_to_depth_msg(depth, depth_header, args.depth_encoding))
         if compressed:
             ok, jpeg = cv2.imencode(".jpg", rgb[:, :, ::-1])
             msg = CompressedImage(header=header, format="rgb8; jpeg compressed bgr8")
@@ -104,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - start
     # reliable: frames still unacknowledged when the process exits would be lost (a slow
     # subscriber is still reading them), so wait for every subscriber's acknowledgement
-    acked = image_pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+    acked = all(
+        publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+        for publisher in (image_pub, depth_pub)
+        if publisher is not None
+    )
+    subscribed = image_pub.get_subscription_count()
     print(json.dumps({
         "sent": args.frames,
         "first_stamp_ns": FIRST_STAMP_NS,
@@ -113,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         "size": f"{w}x{h}",
         "reliability": args.reliability,
         "transport": args.transport,
+        "depth_topic": args.depth_topic,
+        "depth_encoding": args.depth_encoding if depths else None,
         "all_acknowledged": acked,
+        "subscribers": subscribed,
     }), flush=True)
     node.destroy_node()
     rclpy.shutdown()

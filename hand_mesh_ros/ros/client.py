@@ -1,5 +1,6 @@
 """The camera side of the node, for the demo, the benchmark and the tests: publishes images and
-CameraInfo as a camera driver does, and collects the node's outputs keyed by image stamp.
+CameraInfo (and, for an RGB-D camera, the aligned depth) as a camera driver does, and collects
+the node's outputs keyed by image stamp.
 
 Runs the node and the client on one executor in a background thread (``NodeRunner``), so the
 images really travel over DDS between two rclpy nodes.
@@ -21,7 +22,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from hand_mesh_ros.ros.config import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_IMAGE_TOPIC
-from hand_mesh_ros.ros.image_bridge import rgb8_to_image_msg
+from hand_mesh_ros.ros.image_bridge import metres_to_depth_msg, rgb8_to_image_msg
 from hand_mesh_ros.ros.topics import CLIENT_OUTPUTS, OUTPUTS
 
 
@@ -69,23 +70,33 @@ class Received:
 
 
 class EstimatorClient(Node):
-    """Publishes images + CameraInfo; records every output message by its stamp."""
+    """Publishes images + CameraInfo (+ the aligned depth on ``depth_topic``, when given;
+    nothing with ``image_topic`` None: the camera is another process); records every output
+    message by its stamp."""
 
     def __init__(
         self,
         *,
-        image_topic: str = DEFAULT_IMAGE_TOPIC,
+        image_topic: str | None = DEFAULT_IMAGE_TOPIC,
         camera_info_topic: str = DEFAULT_CAMERA_INFO_TOPIC,
         name: str = "hand_mesh_camera",
         namespace: str = "",
         max_kept: int = 1000,
         outputs: tuple[str, ...] = CLIENT_OUTPUTS,
+        depth_topic: str | None = None,
     ) -> None:
         super().__init__(name)
         self.max_kept = max_kept  # outputs of this many most recent stamps are kept
-        self.image_pub = self.create_publisher(Image, image_topic, qos_profile_sensor_data)
-        self.info_pub = self.create_publisher(
-            CameraInfo, camera_info_topic, qos_profile_sensor_data
+        self.image_pub = self.info_pub = None  # a listener only (a camera in another process)
+        if image_topic is not None:
+            self.image_pub = self.create_publisher(Image, image_topic, qos_profile_sensor_data)
+            self.info_pub = self.create_publisher(
+                CameraInfo, camera_info_topic, qos_profile_sensor_data
+            )
+        self.depth_pub = (
+            self.create_publisher(Image, depth_topic, qos_profile_sensor_data)
+            if depth_topic
+            else None
         )
         self._lock = threading.Lock()
         self.received: dict[int, Received] = {}
@@ -119,13 +130,26 @@ class EstimatorClient(Node):
             self.diagnostics.append(msg)
 
     def publish_frame(
-        self, rgb: np.ndarray, K: np.ndarray | None, stamp_ns: int, frame_id: str
+        self,
+        rgb: np.ndarray,
+        K: np.ndarray | None,
+        stamp_ns: int,
+        frame_id: str,
+        *,
+        depth: np.ndarray | Image | None = None,
     ) -> Header:
-        """Publish CameraInfo (when K is given) then the image, both with the same header."""
+        """Publish CameraInfo (when K is given), the depth (when given: (H, W) metres, sent as
+        16UC1 mm, or a ready depth message) then the image, all with the same header."""
         header = make_header(stamp_ns, frame_id)
         h, w = rgb.shape[:2]
         if K is not None:
             self.info_pub.publish(camera_info_msg(K, w, h, header))
+        if depth is not None:
+            if self.depth_pub is None:
+                raise ValueError("a depth was given but this client has no depth_topic")
+            self.depth_pub.publish(
+                depth if isinstance(depth, Image) else metres_to_depth_msg(depth, header)
+            )
         self.publish_image(rgb_image_msg(rgb, header))
         return header
 
@@ -139,6 +163,12 @@ class EstimatorClient(Node):
     def outputs(self, stamp_ns: int) -> Received | None:
         with self._lock:
             return self.received.get(stamp_ns)
+
+    def messages_of(self, key: str) -> list[tuple[int, object]]:
+        """(stamp, message) of every kept output ``key`` (e.g. "joints"), by stamp."""
+        with self._lock:
+            found = [(s, r.messages[key]) for s, r in self.received.items() if key in r.messages]
+        return sorted(found, key=lambda item: item[0])
 
     def wait_for(self, stamp_ns: int, timeout: float, topics=CLIENT_OUTPUTS) -> Received:
         """Block until every topic in ``topics`` arrived for this stamp; TimeoutError if not."""

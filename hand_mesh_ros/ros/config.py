@@ -18,6 +18,9 @@ IMAGE_TOPIC = "image"  # internal names; remapped to /camera/... by default (nod
 CAMERA_INFO_TOPIC = "camera_info"
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 DEFAULT_CAMERA_INFO_TOPIC = "/camera/camera_info"
+# where RGB-D drivers publish depth aligned to colour (realsense2_camera); the node's
+# depth_topic is off ("") unless set; the demo publishes its depth here
+DEFAULT_DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +59,17 @@ class NodeConfig:
     points_inflate_m: float = setting(
         0.0, "hand/points: push the points out along the surface normals by this margin, m "
         "(a safety margin for collision checking)", low=0.0, high=0.1, live=True,
+    )
+    # aligned depth (RGB-D cameras): sensor_msgs/Image 16UC1 (mm) or 32FC1 (m), the colour
+    # image's size, matched to each image by stamp
+    depth_topic: str = setting(
+        "", "aligned depth image topic (e.g. /camera/aligned_depth_to_color/image_raw); "
+        "'' = RGB only"
+    )
+    depth_sync_tolerance_s: float = setting(
+        0.0167, "largest stamp difference between an image and its depth, s (half a frame "
+        "at 30 Hz)",
+        low=0.0, high=1.0, live=True,
     )
     diagnostics_period_s: float = setting(
         1.0, "/diagnostics period, seconds", low=0.05, high=60.0

@@ -125,7 +125,8 @@ def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
 # ----- per-hand messages --------------------------------------------------------------------
 def joints_array(result: FrameResult, header: Header) -> HandJointsArray:
     """Per hand: 21 keypoints in metres (camera frame) and the fitted hand's 2D keypoints
-    (pixels), flattened float32 x0 y0 z0 x1 ... / u0 v0 u1 ..., side, score, track id."""
+    (pixels), flattened float32 x0 y0 z0 x1 ... / u0 v0 u1 ..., side, score, track id, and
+    whether the aligned depth placed the hand (``HandEstimate.depth_used``)."""
     msg = HandJointsArray(header=_copy_header(header))
     for index, hand in enumerate(result.hands):
         joints = HandJoints()
@@ -134,6 +135,7 @@ def joints_array(result: FrameResult, header: Header) -> HandJointsArray:
         joints.track_id = _track_id(hand, index)
         joints.joints_3d = _float32(hand.keypoints_3d, (NUM_KEYPOINTS, 3), "keypoints_3d", index)
         joints.joints_2d = _float32(hand.keypoints_2d, (NUM_KEYPOINTS, 2), "keypoints_2d", index)
+        joints.depth_used = bool(hand.depth_used)
         msg.hands.append(joints)
     return msg
 

@@ -3,6 +3,15 @@
     image_msg_to_rgb8(msg, *, max_pixels=MAX_PIXELS, min_side=MIN_SIDE) -> (H, W, 3) uint8 RGB
     compressed_msg_to_rgb8(msg, *, max_pixels=..., min_side=...) -> (H, W, 3) uint8 RGB
     rgb8_to_image_msg(rgb, header) -> sensor_msgs/Image, encoding "rgb8"
+    depth_msg_to_metres(msg, *, max_pixels=..., min_side=...) -> (H, W) float32 metres
+    metres_to_depth_msg(depth, header, encoding="16UC1") -> sensor_msgs/Image (a camera's side)
+
+Depth images (an RGB-D camera's depth aligned to the colour image): ``16UC1`` in millimetres
+or ``32FC1`` in metres, read with the layout checks 1, 2, 5 and 6 below, then converted by
+``depthio.depth_to_metres`` (its rules, as for depth files: float32 metres, 0 = no data --
+0, NaN, inf; negative depths refused with ``depthio.DepthError``). Any other encoding raises
+``DepthEncodingError`` (an ``ImageError``): a colour image, or a colourised depth, on the
+depth topic is never read as depth.
 
 Compressed images (image_transport's ``compressed`` plugin, topic ``<image>/compressed``):
 ``format`` is ``"jpeg"`` / ``"png"`` or image_transport's ``"<encoding>; jpeg compressed
@@ -45,6 +54,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from hand_mesh_ros.depthio import DEFAULT_DEPTH_SCALE, depth_to_metres
 from hand_mesh_ros.imageio import (
     ENCODINGS,
     MAX_PIXELS,
@@ -56,6 +66,11 @@ from hand_mesh_ros.imageio import (
 )
 
 _PACKED_YUV = ("uyvy", "yuyv")  # channel orders of imageio's packed 4:2:2 encodings
+DEPTH_ENCODINGS = {"16UC1": DEFAULT_DEPTH_SCALE, "32FC1": 1.0}  # -> metres per unit (uint16)
+
+
+class DepthEncodingError(ImageError):
+    """A depth image in an encoding that is not a depth (not one of ``DEPTH_ENCODINGS``)."""
 
 
 def image_msg_to_rgb8(
@@ -115,6 +130,48 @@ def rgb8_to_image_msg(rgb: np.ndarray, header: Header) -> Image:
     msg.is_bigendian = 0
     msg.step = int(width) * 3
     msg.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
+    return msg
+
+
+def depth_msg_to_metres(
+    msg: Image, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
+) -> np.ndarray:
+    """A 16UC1 (mm) or 32FC1 (m) sensor_msgs/Image -> (H, W) float32 metres, C-contiguous,
+    0 where there is no data (module docstring). ``DepthEncodingError`` for another encoding,
+    ``ImageError`` for a malformed message (zero size, too large, short step, truncated),
+    ``DepthError`` for negative depths."""
+    scale = DEPTH_ENCODINGS.get(msg.encoding)
+    if scale is None:
+        raise DepthEncodingError(
+            f"depth image encoding {msg.encoding!r} is not a depth (expected 16UC1 in mm or "
+            "32FC1 in m, aligned to the colour image)"
+        )
+    raw = _checked_layout(msg, max_pixels=max_pixels, min_side=min_side)()
+    return depth_to_metres(raw, what=f"{msg.encoding} depth image", scale=scale)
+
+
+def metres_to_depth_msg(depth: np.ndarray, header: Header, encoding: str = "16UC1") -> Image:
+    """(H, W) metres (0, NaN or inf = no data) -> sensor_msgs/Image as an RGB-D camera
+    publishes it, with a copy of ``header``: ``16UC1`` rounded to millimetres (0 = no data,
+    clipped to 65.535 m) or ``32FC1`` metres (NaN = no data)."""
+    depth = np.asarray(depth, dtype=np.float64)
+    if depth.ndim != 2 or 0 in depth.shape:
+        raise ImageError(f"a depth image must be (H, W), got {depth.shape}")
+    valid = np.isfinite(depth) & (depth > 0)
+    if encoding == "16UC1":
+        units = np.where(valid, np.round(depth / DEFAULT_DEPTH_SCALE), 0.0)
+        pixels = units.clip(0, np.iinfo(np.uint16).max).astype("<u2")
+    elif encoding == "32FC1":
+        pixels = np.where(valid, depth, np.nan).astype("<f4")
+    else:
+        raise ImageError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
+    msg.header.frame_id = header.frame_id
+    msg.height, msg.width = (int(n) for n in depth.shape)
+    msg.encoding, msg.is_bigendian = encoding, 0
+    msg.step = msg.width * pixels.itemsize
+    msg.data = array.array("B", pixels.tobytes())
     return msg
 
 

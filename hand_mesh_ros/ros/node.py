@@ -2,7 +2,8 @@
 conversion, one estimator call per frame, publishing; the work is in ``pipeline``.
 
 Topics (relative names; remap ``image`` / ``camera_info``):
-  in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo)
+  in   image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo), and with
+       ``depth_topic`` set the aligned depth (16UC1 / 32FC1, matched by stamp: ``depth_input.py``)
   out  the table in ``topics.py`` (hand/joints, hand/mano, hand/mesh, ...), /diagnostics,
        /tf (the hands' frames, ``conversions.hand_transforms``; ``tf_publisher.py``)
 Every output carries the input image's header; a frame without hands gives empty arrays.
@@ -34,15 +35,18 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from hand_mesh_ros.imageio import ImageError
 from hand_mesh_ros.pipeline import HandMeshEstimator, HandTracker
 from hand_mesh_ros.ros import conversions
-from hand_mesh_ros.ros.config import (
-    CAMERA_INFO_TOPIC,
-    IMAGE_TOPIC,
-    NODE_NAME,
-)
+from hand_mesh_ros.ros.config import CAMERA_INFO_TOPIC, IMAGE_TOPIC, NODE_NAME
+from hand_mesh_ros.ros.depth_input import DepthInput
 from hand_mesh_ros.ros.image_bridge import compressed_msg_to_rgb8, image_msg_to_rgb8
 from hand_mesh_ros.ros.image_input import ImageInput
 from hand_mesh_ros.ros.params import changed_configs, declare_parameters, read_parameters
-from hand_mesh_ros.ros.runtime import LatestFrameSlot, NodeStats, StampedCache, WarningThrottle
+from hand_mesh_ros.ros.runtime import (
+    LatestFrameSlot,
+    NodeStats,
+    StampedCache,
+    WarningThrottle,
+    stamp_ns,
+)
 from hand_mesh_ros.ros.tf_publisher import TfPublisher
 from hand_mesh_ros.ros.topics import OUTPUTS
 
@@ -63,6 +67,7 @@ class HandMeshNode(LifecycleNode):
         self._tracker: HandTracker | None = None
         self._inputs = []
         self._image_input: ImageInput | None = None
+        self._depth: DepthInput | None = None  # with depth_topic set
         self._pending_configs: tuple | None = None  # live parameter changes for the worker
         self._pending_lock = threading.Lock()
         self._outputs: dict[str, object] = {}
@@ -127,11 +132,13 @@ class HandMeshNode(LifecycleNode):
             stats=self._stats,
             throttle=self._throttle,
         )
+        self._depth = DepthInput.start_for(self, self.node_config, throttle=self._throttle)
         self._slot.reopen()
         self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
         self._worker.start()
         self._image_input.start()
-        self.get_logger().info(f"active: listening on {self._image_input.topic}")
+        depth = f" with depth from {self._depth.topic}" if self._depth else " (RGB only)"
+        self.get_logger().info(f"active: listening on {self._image_input.topic}{depth}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -148,9 +155,10 @@ class HandMeshNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_input(self) -> None:
-        if self._image_input is not None:
-            self._image_input.stop()
-            self._image_input = None
+        for stream in (self._image_input, self._depth):
+            if stream is not None:
+                stream.stop()
+        self._image_input = self._depth = None
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
@@ -183,7 +191,7 @@ class HandMeshNode(LifecycleNode):
 
     # ----- input ----------------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_infos.put(_stamp_ns(msg.header), msg)
+        self._camera_infos.put(stamp_ns(msg.header), msg)
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         before = self._slot.replaced
@@ -237,7 +245,7 @@ class HandMeshNode(LifecycleNode):
     def _camera_for(self, msg: Image, width: int, height: int):
         """Intrinsics from the frame's CameraInfo; None (assumed FOV) when none arrived yet."""
         # the image's own CameraInfo (the two topics race: wait briefly), else the newest one
-        info = self._camera_infos.get(_stamp_ns(msg.header), wait_s=CAMERA_INFO_WAIT_S)
+        info = self._camera_infos.get(stamp_ns(msg.header), wait_s=CAMERA_INFO_WAIT_S)
         if info is None:
             if self._throttle.ready("no_camera_info"):
                 self.get_logger().warning(
@@ -266,7 +274,14 @@ class HandMeshNode(LifecycleNode):
             self._warn("bad_camera_info", str(error))
             return
         convert_ms = (time.perf_counter() - start) * 1e3
-        result = self._tracker.update(rgb, camera, stamp=_stamp_s(msg.header))
+        depth_input = self._depth  # the aligned depth, or None and why the frame has none
+        depth, without_depth = (
+            depth_input.for_frame(msg.header, rgb.shape[:2], self.node_config)
+            if depth_input is not None
+            else (None, None)
+        )
+        depth_ms = (time.perf_counter() - start) * 1e3 - convert_ms  # its wait and decoding
+        result = self._tracker.update(rgb, camera, stamp=stamp_ns(msg.header) * 1e-9, depth=depth)
         t_publish = time.perf_counter()
         try:
             messages = {
@@ -287,10 +302,13 @@ class HandMeshNode(LifecycleNode):
             self._outputs[name].publish(message)
         self._tf.send(tf)
         now = time.perf_counter()
-        stage_ms = {"convert": convert_ms, **result.timings_ms}
+        stage_ms = {"convert": convert_ms, **({"depth": depth_ms} if depth_input else {})}
+        stage_ms.update(result.timings_ms)
         stage_ms["publish"] = (now - t_publish) * 1e3
         stage_ms["end_to_end"] = (now - start) * 1e3
         self._stats.frame_done(stage_ms, result.hands, time.monotonic())
+        if depth_input is not None:
+            depth_input.frame_done(without_depth, result.hands)
 
     def _wanted(self, name: str, publisher) -> bool:
         """Build this output now? Enabled by its flag, and subscribed if built on demand."""
@@ -308,6 +326,7 @@ class HandMeshNode(LifecycleNode):
         if self._image_input is not None:
             values["image_topic"] = self._image_input.topic
             values["image_reliability"] = self._image_input.reliability or "none"
+        values.update(self._depth.diagnostics() if self._depth else {"depth_topic": "none"})
         dropped = values["frames_dropped"] - values.get("dropped_stale", 0)
         lost = max(values["frames_lost_in_transport"], values["frames_missed_in_sequence"])
         level, message = DiagnosticStatus.OK, "running"
@@ -316,6 +335,8 @@ class HandMeshNode(LifecycleNode):
         elif dropped or lost:
             level = DiagnosticStatus.WARN
             message = f"{dropped} bad frames dropped, {lost} frames lost before the node so far"
+        elif self._depth is not None and self._depth.problem():
+            level, message = DiagnosticStatus.WARN, self._depth.problem()
         loss = values["refine_final_loss_last"]
         if isinstance(loss, float) and math.isnan(loss):
             values["refine_final_loss_last"] = "none"
@@ -333,10 +354,3 @@ class HandMeshNode(LifecycleNode):
     def stats(self) -> NodeStats:
         return self._stats
 
-
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def _stamp_s(header) -> float:
-    return header.stamp.sec + header.stamp.nanosec * 1e-9

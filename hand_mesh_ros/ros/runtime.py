@@ -1,13 +1,22 @@
-"""Plain-Python helpers the node runs on: the newest-frame slot, per-kind warning throttle,
-the publishers' sequence-gap counter and the counters and latencies reported on /diagnostics.
-No rclpy here (unit-testable)."""
+"""Plain-Python helpers the node runs on: the newest-frame slot, the stamp-keyed caches
+(CameraInfo, depth), per-kind warning throttle, the publishers' sequence-gap counter and the
+counters and latencies reported on /diagnostics (``NodeStats``; the depth stream's and the
+fits' use of it, ``DepthStats``). No rclpy here (unit-testable)."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+from hand_mesh_ros.pipeline.types import DEPTH_DISAGREES, DEPTH_NONE, DEPTH_TOO_FEW, DEPTH_USED
+
+
+def stamp_ns(header) -> int:
+    """Nanoseconds of a std_msgs/Header's stamp (messages are matched by it)."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 class LatestFrameSlot:
@@ -73,6 +82,22 @@ class StampedCache:
             if stamp in self._items:
                 return self._items[stamp]
             return next(reversed(self._items.values()), None)
+
+    def nearest(self, stamp: int, *, within: int, wait_s: float = 0.0) -> tuple[int, object]:
+        """(stamp, item) of the item whose stamp is nearest to ``stamp``, or None when the cache
+        is empty. Waits up to ``wait_s`` for an item within ``within`` of ``stamp`` to arrive,
+        but not once an item later than ``stamp + within`` is in (items arrive in stamp order,
+        so no match can follow it). The caller checks the returned stamp against ``within``."""
+
+        def settled() -> bool:
+            return any(s >= stamp - within for s in self._items)
+
+        with self._arrived:
+            self._arrived.wait_for(settled, timeout=wait_s)
+            if not self._items:
+                return None
+            best = min(self._items, key=lambda s: abs(s - stamp))
+            return best, self._items[best]
 
     def __len__(self) -> int:
         with self._arrived:
@@ -197,3 +222,90 @@ class NodeStats:
             values.update({f"latency_{k}_ms": round(v, 2) for k, v in self.stage_ms.items()})
         values["frames_per_second"] = round(self.frames_per_second(now), 2)
         return values
+
+
+# HandDepth.status -> the key of its count on /diagnostics (hands_depth_<key>)
+DEPTH_STATUS_KEYS = {
+    DEPTH_USED: "used",
+    DEPTH_TOO_FEW: "rejected_too_few_valid_pixels",
+    DEPTH_DISAGREES: "rejected_disagrees_with_image",
+    DEPTH_NONE: "rejected_no_depth",
+}
+
+
+@dataclass
+class DepthStats:
+    """The aligned depth stream (received, lost: the ``count_*`` interface of ``NodeStats``,
+    for its ``ImageInput``), the processed frames with a depth and without one by cause, and
+    how the fits used it: per hand its ``HandDepth`` status, valid-pixel fraction and
+    residual (means since activation). Thread-safe updates."""
+
+    received: int = 0
+    lost_in_transport: int = 0
+    missed_in_sequence: int = 0
+    frames_with: int = 0
+    frames_without: Counter = field(default_factory=Counter)  # cause -> frames
+    hands: Counter = field(default_factory=Counter)  # DEPTH_STATUS_KEYS value -> hands
+    _valid_fraction: list[float] = field(default_factory=lambda: [0.0, 0])  # sum, count
+    _residual_mm: list[float] = field(default_factory=lambda: [0.0, 0])  # sum, count
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_received(self) -> None:
+        with self._lock:
+            self.received += 1
+
+    def count_lost(self, *, in_transport: int = 0, in_sequence: int = 0) -> None:
+        with self._lock:
+            self.lost_in_transport += in_transport
+            self.missed_in_sequence += in_sequence
+
+    def frame_done(self, without_cause: str | None, hands) -> None:
+        """A processed frame: with a depth (``without_cause`` None) or without it, and the
+        ``HandEstimate``s of its result."""
+        with self._lock:
+            if without_cause is None:
+                self.frames_with += 1
+            else:
+                self.frames_without[without_cause] += 1
+            for hand in hands:
+                depth = hand.depth
+                if depth is None:  # the frame had no depth
+                    continue
+                key = DEPTH_STATUS_KEYS.get(depth.status, "rejected_other")
+                self.hands[key] += 1
+                _add(self._valid_fraction, depth.valid_fraction)
+                if depth.used:
+                    _add(self._residual_mm, depth.residual_mm)
+
+    def without(self) -> dict[str, int]:
+        """cause -> processed frames that had no depth for it (a copy)."""
+        with self._lock:
+            return dict(self.frames_without)
+
+    def snapshot(self, causes: tuple[str, ...]) -> dict[str, float | int | str]:
+        """The /diagnostics values; every cause in ``causes`` and every hand status is listed,
+        0 when it never happened (the means are "none" before any hand had a depth)."""
+        with self._lock:
+            values: dict[str, float | int | str] = {
+                "depth_received": self.received,
+                "depth_lost_in_transport": self.lost_in_transport,
+                "depth_missed_in_sequence": self.missed_in_sequence,
+                "frames_with_depth": self.frames_with,
+            }
+            for cause in dict.fromkeys((*causes, *sorted(self.frames_without))):
+                values[f"frames_without_depth_{cause}"] = self.frames_without[cause]
+            for key in dict.fromkeys((*DEPTH_STATUS_KEYS.values(), *sorted(self.hands))):
+                values[f"hands_depth_{key}"] = self.hands[key]
+            values["depth_valid_fraction_mean"] = _mean(self._valid_fraction)
+            values["depth_residual_mm_mean"] = _mean(self._residual_mm)
+        return values
+
+
+def _add(total: list[float], value: float) -> None:
+    if math.isfinite(value):
+        total[0] += float(value)
+        total[1] += 1
+
+
+def _mean(total: list[float]) -> float | str:
+    return round(total[0] / total[1], 4) if total[1] else "none"

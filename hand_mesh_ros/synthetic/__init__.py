@@ -1,7 +1,9 @@
-"""Synthetic hands: random plausible parameters and cameras, smooth sequences, clips.
+"""Synthetic hands: random plausible parameters and cameras, smooth sequences, clips, depth.
 
-``clip`` (rendered clips) is imported from ``hand_mesh_ros.synthetic.clip`` directly: it
-needs the renderer, which the parameter sampling here does not.
+``clip`` (rendered clips, optionally with aligned depth) and ``depth_camera`` (clean scene
+depth, the RealSense-class ``DepthNoiseModel``, a held occluder) are imported from
+``hand_mesh_ros.synthetic.clip`` and ``hand_mesh_ros.synthetic.depth_camera`` directly: they
+need the renderer, which the parameter sampling here does not.
 """
 
 from hand_mesh_ros.synthetic.scenes import (
