@@ -29,7 +29,12 @@ from hand_mesh_ros.pipeline.types import (  # noqa: E402
     DEPTH_USED,
     HandDepth,
 )
-from hand_mesh_ros.ros.depth_input import CAUSES  # noqa: E402
+from hand_mesh_ros.ros.depth_input import (  # noqa: E402
+    CAUSES,
+    DEPTH_STREAM_TIMEOUT_S,
+    DEPTH_WAIT_S,
+    depth_wait_s,
+)
 from hand_mesh_ros.ros.image_bridge import (  # noqa: E402
     DepthEncodingError,
     depth_msg_to_metres,
@@ -136,6 +141,12 @@ def test_a_frame_waits_for_a_depth_arriving_after_it_but_not_for_one_that_cannot
     start = time.monotonic()
     assert cache.nearest(400 * MS, within=10 * MS, wait_s=0.2) == (200 * MS, "late")
     assert time.monotonic() - start >= 0.19
+
+
+def test_frames_wait_for_their_depth_only_while_the_depth_stream_is_live():
+    assert depth_wait_s(None, 10.0) == 0.0  # no depth ever: the frames go on at once
+    assert depth_wait_s(10.0, 10.5) == DEPTH_WAIT_S
+    assert depth_wait_s(10.0, 10.0 + DEPTH_STREAM_TIMEOUT_S + 0.1) == 0.0  # the stream stopped
 
 
 # ----- the counters of /diagnostics ---------------------------------------------------------

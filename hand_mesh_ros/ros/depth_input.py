@@ -7,10 +7,11 @@ reliability, ``auto`` matching the depth publishers'; lost depth frames counted)
 messages are kept by stamp, undecoded.
 
 Per colour frame (``for_frame``): the depth with the nearest stamp within
-``depth_sync_tolerance_s`` (it may arrive before or after its image: up to ``DEPTH_WAIT_S``
-is waited for it), decoded to metres (``image_bridge.depth_msg_to_metres``: 16UC1 mm, 32FC1
-m) and checked to have the image's size. When one of these fails the frame is processed RGB
-only, counted by cause (``CAUSES``) and the cause gets a throttled warning:
+``depth_sync_tolerance_s`` (it may arrive before or after its image: up to ``DEPTH_WAIT_S`` is
+waited for it while the depth stream is live), decoded to metres
+(``image_bridge.depth_msg_to_metres``: 16UC1 mm, 32FC1 m) and checked to have the image's
+size. When one of these fails the frame is processed RGB only, counted by cause (``CAUSES``)
+and the cause gets a throttled warning:
 
   no_match       no depth within the tolerance of the image's stamp (none yet, a stalled
                  depth stream, unsynchronised clocks)
@@ -26,6 +27,8 @@ status, with a throttled warning) for /diagnostics (``diagnostics``).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from hand_mesh_ros.pipeline.types import DEPTH_USED
@@ -38,10 +41,21 @@ DEPTH_HISTORY = 30  # depth messages kept (1 s at 30 Hz: covers the colour frame
 # image is in: a missing depth stream costs each frame this much); 0.1 s was too short now and
 # then on a loaded 2-core machine (a frame went RGB only although its depth came, later)
 DEPTH_WAIT_S = 0.2
+# ... and only while the depth stream is live: after this long without a depth message the
+# frames go on at once (a stopped depth stream must not slow every frame by DEPTH_WAIT_S)
+DEPTH_STREAM_TIMEOUT_S = 1.0
 NO_MATCH, BAD_ENCODING, BAD_DATA, SIZE_MISMATCH = (
     "no_match", "bad_encoding", "bad_data", "size_mismatch"
 )
 CAUSES = (NO_MATCH, BAD_ENCODING, BAD_DATA, SIZE_MISMATCH)  # why a frame had no depth
+
+
+def depth_wait_s(last_arrival: float | None, now: float) -> float:
+    """How long a colour frame may wait for its depth: DEPTH_WAIT_S while depth messages keep
+    arriving (the newest less than DEPTH_STREAM_TIMEOUT_S ago), else 0 (monotonic seconds)."""
+    if last_arrival is None or now - last_arrival > DEPTH_STREAM_TIMEOUT_S:
+        return 0.0
+    return DEPTH_WAIT_S
 
 
 class DepthInput:
@@ -53,6 +67,7 @@ class DepthInput:
         self._node, self._throttle = node, throttle
         self.stats = DepthStats()
         self._cache = StampedCache(DEPTH_HISTORY)
+        self._last_arrival: float | None = None  # time.monotonic() of the newest depth
         self._input = ImageInput(
             node, topic, mode=mode, transport="raw", on_frame=self._on_depth, stats=self.stats,
             throttle=throttle,
@@ -76,6 +91,7 @@ class DepthInput:
         self._input.stop()
 
     def _on_depth(self, msg) -> None:
+        self._last_arrival = time.monotonic()
         self._cache.put(stamp_ns(msg.header), msg)
 
     def for_frame(
@@ -86,7 +102,8 @@ class DepthInput:
         the ``NodeConfig`` now (``depth_sync_tolerance_s``, ``max_image_pixels``)."""
         tolerance_s = config.depth_sync_tolerance_s
         stamp, within = stamp_ns(header), round(tolerance_s * 1e9)
-        found = self._cache.nearest(stamp, within=within, wait_s=DEPTH_WAIT_S)
+        wait_s = depth_wait_s(self._last_arrival, time.monotonic())
+        found = self._cache.nearest(stamp, within=within, wait_s=wait_s)
         if found is None or abs(found[0] - stamp) > within:
             nearest = "none received yet" if found is None else (
                 f"the nearest is {(found[0] - stamp) * 1e-9:+.3f} s away"
