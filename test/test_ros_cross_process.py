@@ -58,7 +58,10 @@ def _stream(domain_id: int, camera_reliability: str, image_qos: str = "auto", *,
         [sys.executable, "-m", "hand_mesh_ros.ros.camera_stream", "--frames", str(frames),
          "--rate", str(RATE_HZ), "--size", SIZE, "--reliability", camera_reliability,
          "--transport", transport,
-         "--image-topic", "/xp/image_raw", "--camera-info-topic", "/xp/info"],
+         "--image-topic", "/xp/image_raw", "--camera-info-topic", "/xp/info",
+         # a reliable camera waits (up to 20 s) until the node listens reliably, unless the
+         # node is told to listen best effort
+         "--wait-subscribers", "0" if image_qos == "sensor_data" else "20"],
         stdout=subprocess.PIPE, text=True, env=dict(os.environ, ROS_DOMAIN_ID=str(domain_id)),
     )
     try:

@@ -14,10 +14,12 @@ clip's own (the same scene through ``synthetic/depth_camera.py``'s RealSense-lik
 model), aligned to the colour image, published just before each image with the same header
 (16UC1 mm as RealSense publishes it, or 32FC1 m); ``--depth-stamp-offset-s`` shifts its
 stamps (a depth stream out of sync with the colour one). ``--wait-subscribers`` holds the
-first frame until every topic has a subscriber (at most that long; a driver does not wait, a
-test does: discovery on a busy machine can take seconds). At the end one JSON line on stdout:
-frames sent, the first and last stamp, the achieved rate. Used by the cross-process tests and
-``benchmarks/bench_camera_stream.py``; also handy to try the node without a camera.
+first frame until every topic has a subscriber, a reliable one for a reliable camera (at most
+that long; a driver does not wait, a test does: discovery on a busy machine can take seconds,
+and frames sent while ``image_qos: auto`` still listens best effort are lost unseen). At the
+end one JSON line on stdout: frames sent, the first and last stamp, the achieved rate. Used by
+the cross-process tests and ``benchmarks/bench_camera_stream.py``; also handy to try the node
+without a camera.
 """
 
 from __future__ import annotations
@@ -73,6 +75,22 @@ def frames_of(args) -> tuple[list[np.ndarray], list[np.ndarray] | None, np.ndarr
     return [f.image for f in frames], depths, clip.K.double().numpy()
 
 
+def _subscribed(node: Node, publishers, reliable) -> bool:
+    """Every publisher has a subscriber -- a reliable one for those in ``reliable`` (the image
+    streams of a reliable camera: a subscriber that matches the camera's reliability, as the
+    node's ``image_qos: auto`` does once it has seen the camera, rather than the best-effort
+    one it starts with; CameraInfo is read best effort)."""
+    for publisher in publishers:
+        infos = node.get_subscriptions_info_by_topic(publisher.topic_name)
+        if not infos:
+            return False
+        if publisher in reliable and not any(
+            i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos
+        ):
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="camera_stream", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=30.0)
@@ -92,12 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     images, depths, K = frames_of(args)
     rclpy.init(args=["camera_stream", *ros_args])
     node = Node("camera_stream")
+    reliable = args.reliability == "reliable"
     qos = QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=CAMERA_DEPTH,
-        reliability=ReliabilityPolicy.RELIABLE
-        if args.reliability == "reliable"
-        else ReliabilityPolicy.BEST_EFFORT,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
         durability=DurabilityPolicy.VOLATILE,
     )
     compressed = args.transport == "compressed"
@@ -108,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     depth_offset_ns = round(args.depth_stamp_offset_s * 1e9)
     publishers = [p for p in (image_pub, info_pub, depth_pub) if p is not None]
     deadline = time.monotonic() + args.wait_subscribers
-    while time.monotonic() < deadline and not all(p.get_subscription_count() for p in publishers):
+    streams = [p for p in (image_pub, depth_pub) if p is not None] if reliable else []
+    while time.monotonic() < deadline and not _subscribed(node, publishers, streams):
         time.sleep(0.05)
     time.sleep(DISCOVERY_WAIT_S)
     period_ns = round(1e9 / args.rate)

@@ -41,8 +41,9 @@ DEPTH_HISTORY = 30  # depth messages kept (1 s at 30 Hz: covers the colour frame
 # image is in: a missing depth stream costs each frame this much); 0.1 s was too short now and
 # then on a loaded 2-core machine (a frame went RGB only although its depth came, later)
 DEPTH_WAIT_S = 0.2
-# ... and only while the depth stream is live: after this long without a depth message the
-# frames go on at once (a stopped depth stream must not slow every frame by DEPTH_WAIT_S)
+# ... and only while the depth stream is live: after this long without a depth message (or,
+# before the first, this long into the colour stream) the frames go on at once (a stopped or
+# silent depth stream must not slow every frame by DEPTH_WAIT_S)
 DEPTH_STREAM_TIMEOUT_S = 1.0
 NO_MATCH, BAD_ENCODING, BAD_DATA, SIZE_MISMATCH = (
     "no_match", "bad_encoding", "bad_data", "size_mismatch"
@@ -50,12 +51,12 @@ NO_MATCH, BAD_ENCODING, BAD_DATA, SIZE_MISMATCH = (
 CAUSES = (NO_MATCH, BAD_ENCODING, BAD_DATA, SIZE_MISMATCH)  # why a frame had no depth
 
 
-def depth_wait_s(last_arrival: float | None, now: float) -> float:
+def depth_wait_s(last_arrival: float | None, first_frame: float, now: float) -> float:
     """How long a colour frame may wait for its depth: DEPTH_WAIT_S while depth messages keep
-    arriving (the newest less than DEPTH_STREAM_TIMEOUT_S ago), else 0 (monotonic seconds)."""
-    if last_arrival is None or now - last_arrival > DEPTH_STREAM_TIMEOUT_S:
-        return 0.0
-    return DEPTH_WAIT_S
+    arriving (the newest less than DEPTH_STREAM_TIMEOUT_S ago) or, before the first one, during
+    the first DEPTH_STREAM_TIMEOUT_S of colour frames (``first_frame``); else 0. Monotonic s."""
+    since = now - (first_frame if last_arrival is None else last_arrival)
+    return DEPTH_WAIT_S if since <= DEPTH_STREAM_TIMEOUT_S else 0.0
 
 
 class DepthInput:
@@ -68,6 +69,7 @@ class DepthInput:
         self.stats = DepthStats()
         self._cache = StampedCache(DEPTH_HISTORY)
         self._last_arrival: float | None = None  # time.monotonic() of the newest depth
+        self._first_frame: float | None = None  # ... of the first colour frame asking
         self._input = ImageInput(
             node, topic, mode=mode, transport="raw", on_frame=self._on_depth, stats=self.stats,
             throttle=throttle,
@@ -102,7 +104,10 @@ class DepthInput:
         the ``NodeConfig`` now (``depth_sync_tolerance_s``, ``max_image_pixels``)."""
         tolerance_s = config.depth_sync_tolerance_s
         stamp, within = stamp_ns(header), round(tolerance_s * 1e9)
-        wait_s = depth_wait_s(self._last_arrival, time.monotonic())
+        now = time.monotonic()
+        if self._first_frame is None:
+            self._first_frame = now
+        wait_s = depth_wait_s(self._last_arrival, self._first_frame, now)
         found = self._cache.nearest(stamp, within=within, wait_s=wait_s)
         if found is None or abs(found[0] - stamp) > within:
             nearest = "none received yet" if found is None else (
