@@ -2,12 +2,12 @@
 ``depth_input.py``): QoS matched to the camera (``image_qos.py``), raw or compressed
 transport, and every frame that did not arrive counted.
 
-Counted into the ``stats`` given (``NodeStats`` for the image, ``DepthStats`` for the depth),
-on /diagnostics as ``frames_lost_in_transport`` / ``depth_lost_in_transport`` (the
-subscription's message-lost events: samples DDS knows it did not deliver) and
-``frames_missed_in_sequence`` / ``depth_missed_in_sequence`` (gaps in the publishers' sequence
-numbers: lost in transport or overwritten in the subscription's queue). A loss gets one
-throttled warning per topic naming the remedy.
+Counted into the ``stats`` given (a ``StreamCounts``: ``NodeStats`` for the image,
+``DepthStats`` for the depth), on /diagnostics as ``frames_lost_in_transport`` /
+``depth_lost_in_transport`` (the subscription's message-lost events: samples DDS knows it did
+not deliver) and ``frames_missed_in_sequence`` / ``depth_missed_in_sequence`` (gaps in the
+publishers' sequence numbers: lost in transport or overwritten in the subscription's queue). A
+loss gets one throttled warning per topic naming the remedy.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from sensor_msgs.msg import CompressedImage, Image
 
 from hand_mesh_ros.ros.image_qos import choose_reliability, image_qos_profile
-from hand_mesh_ros.ros.runtime import DepthStats, NodeStats, SequenceGaps, WarningThrottle
+from hand_mesh_ros.ros.runtime import SequenceGaps, StreamCounts, WarningThrottle
 
 QOS_CHECK_PERIOD_S = 0.1  # image_qos auto: how often the publishers' reliability is re-read
 RETIRE_AFTER_S = 2.0  # an old subscription is dropped at the latest this long after the new one
@@ -42,7 +42,7 @@ class ImageInput:
         mode: str,
         transport: str,
         on_frame: Callable[[object], None],
-        stats: NodeStats | DepthStats,
+        stats: StreamCounts,
         throttle: WarningThrottle,
     ) -> None:
         self._node, self._mode, self._on_frame = node, mode, on_frame

@@ -160,20 +160,14 @@ class SequenceGaps:
 
 
 @dataclass
-class NodeStats:
-    """Counters since activation plus the latest frame's figures (thread-safe updates)."""
+class StreamCounts:
+    """What an ``ImageInput`` counts of its stream (received, lost) -- the interface it is
+    given as ``stats``; thread-safe updates."""
 
     received: int = 0
-    processed: int = 0
     lost_in_transport: int = 0  # the subscription's message-lost events (DDS)
     missed_in_sequence: int = 0  # publishers' sequence gaps (lost or overwritten in DDS)
-    hands: int = 0
-    dropped: Counter = field(default_factory=Counter)  # kind -> frames
-    stage_ms: dict[str, float] = field(default_factory=dict)  # last processed frame
-    refine_iterations: int = 0
-    refine_loss: float = float("nan")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _window: list[float] = field(default_factory=list, repr=False)  # processing end times
 
     def count_received(self) -> None:
         with self._lock:
@@ -183,6 +177,19 @@ class NodeStats:
         with self._lock:
             self.lost_in_transport += in_transport
             self.missed_in_sequence += in_sequence
+
+
+@dataclass
+class NodeStats(StreamCounts):
+    """Counters since activation plus the latest frame's figures (thread-safe updates)."""
+
+    processed: int = 0
+    hands: int = 0
+    dropped: Counter = field(default_factory=Counter)  # kind -> frames
+    stage_ms: dict[str, float] = field(default_factory=dict)  # last processed frame
+    refine_iterations: int = 0
+    refine_loss: float = float("nan")
+    _window: list[float] = field(default_factory=list, repr=False)  # processing end times
 
     def drop(self, kind: str, frames: int = 1) -> None:
         with self._lock:
@@ -234,30 +241,17 @@ DEPTH_STATUS_KEYS = {
 
 
 @dataclass
-class DepthStats:
-    """The aligned depth stream (received, lost: the ``count_*`` interface of ``NodeStats``,
-    for its ``ImageInput``), the processed frames with a depth and without one by cause, and
-    how the fits used it: per hand its ``HandDepth`` status, valid-pixel fraction and
-    residual (means since activation). Thread-safe updates."""
+class DepthStats(StreamCounts):
+    """The aligned depth stream (received, lost: ``StreamCounts``, for its ``ImageInput``),
+    the processed frames with a depth and without one by cause, and how the fits used it: per
+    hand its ``HandDepth`` status, valid-pixel fraction and residual (means since
+    activation). Thread-safe updates."""
 
-    received: int = 0
-    lost_in_transport: int = 0
-    missed_in_sequence: int = 0
     frames_with: int = 0
     frames_without: Counter = field(default_factory=Counter)  # cause -> frames
     hands: Counter = field(default_factory=Counter)  # DEPTH_STATUS_KEYS value -> hands
     _valid_fraction: list[float] = field(default_factory=lambda: [0.0, 0])  # sum, count
     _residual_mm: list[float] = field(default_factory=lambda: [0.0, 0])  # sum, count
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def count_received(self) -> None:
-        with self._lock:
-            self.received += 1
-
-    def count_lost(self, *, in_transport: int = 0, in_sequence: int = 0) -> None:
-        with self._lock:
-            self.lost_in_transport += in_transport
-            self.missed_in_sequence += in_sequence
 
     def frame_done(self, without_cause: str | None, hands) -> None:
         """A processed frame: with a depth (``without_cause`` None) or without it, and the
