@@ -20,7 +20,8 @@ A hand whose track ended is cold-started with a new id when it is seen again.
 Hand size (aligned depth, ``update(..., depth=)``): a track learns its hand's shape -- above
 all its size, which one RGB image cannot tell from its distance -- and warm-starts every later
 frame with it, so a known hand stays metric when the depth drops out (tracked hands do not
-refit their shape). A new hand's shape is fitted with the depth (the cold start); on every
+refit their shape). A new hand's shape is fitted with the depth (the cold start; a track that
+began without depth is cold-started once, same id, on its first frame with depth); on every
 later frame whose depth is used, the fit reports the size correction the depth still implies
 (``HandDepth.scale``), and the track's shape is the running mean of its shapes corrected by
 it (``HandDepth.measured_shape``; the last ``SIZE_MEMORY_FRAMES`` weigh most): independent
@@ -53,6 +54,7 @@ class Track:
     votes: dict[str, float] = field(default_factory=lambda: {"left": 0.0, "right": 0.0})
     learned_shape: np.ndarray | None = None  # (10,) mean shape of the depth frames
     depth_frames: int = 0
+    depth_sizing_tried: bool = False  # cold-started once on a depth frame to be sized by it
 
     def learn_shape(self, shape: np.ndarray) -> None:
         """Fold in a shape measured on a frame whose depth was used."""
@@ -135,7 +137,8 @@ class HandTracker:
             track = self.tracks[matched[i]] if i in matched else None
             flipped = track is not None and track.vote(det.side, det.score)
             sides.append(track.side if track is not None else det.side)
-            warm.append(None if track is None or flipped else track.warm_start())
+            warm.append(None if track is None or flipped or self._size_by_depth(track, depth)
+                        else track.warm_start())
             owner.append(track)
         result = self.estimator.estimate(
             image, camera, depth=depth, detections=detections.with_sides(sides), warm=warm
@@ -152,6 +155,15 @@ class HandTracker:
         ]
         hands.sort(key=lambda h: h.track_id)
         return replace(result, hands=tuple(hands))
+
+    @staticmethod
+    def _size_by_depth(track: Track, depth) -> bool:
+        """A track that began without depth is cold-started (same id) on its first frame with
+        depth, once: a warm start only moves a hand by the depth, a cold start sizes it."""
+        if depth is None or track.depth_frames or track.depth_sizing_tried:
+            return False
+        track.depth_sizing_tried = True
+        return True
 
     def _record(self, hand: HandEstimate, track: Track | None, det) -> HandEstimate:
         """Store a valid estimate on its track (a new track for a new hand); the estimate with
