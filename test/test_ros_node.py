@@ -228,6 +228,12 @@ def test_bad_inputs_are_dropped_counted_and_survived(ros):
     assert float(values["latency_end_to_end_ms"]) > 0
 
 
+def _ping_pong(index: int, count: int) -> int:
+    """Frame index played forwards then backwards (0..n-1, n-2..1, 0, ...)."""
+    k = index % (2 * count - 2)
+    return k if k < count else 2 * count - 2 - k
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -245,33 +251,44 @@ def test_soak_of_600_frames_keeps_memory_flat_and_tracks_the_hand(ros):
         model, PosePrior.from_model(model), 24, seed=3, image_size=(240, 320), focal=275.0
     )
     K = clip.K.double().numpy()
-    received_before = node.stats.received
+    received_before, processed_before = node.stats.received, node.stats.processed
     client.max_kept = 30  # the client keeps few outputs: memory measured is the node's
-    memory = []
+    # Track continuity is by stamp gap (track_timeout_s, 1 s by default): on a slow, loaded
+    # machine the gap between two processed frames can pass it, every frame then starts cold,
+    # and cold starts keep the rate that low. This test is about memory and identity, not
+    # speed: the timeout is lifted for the soak (restored after).
+    timeout_before = node.get_parameter("track_timeout_s").value
+    (lifted,) = node.set_parameters([Parameter("track_timeout_s", Parameter.Type.DOUBLE, 30.0)])
+    assert lifted.successful, lifted.reason
+    memory, stamps = [], set()
     sent = 600
     period = 1 / 30.0  # a 30 Hz camera: faster than the CPU pipeline, so frames go stale
     start = time.monotonic()
-    for i in range(sent):
-        frame = clip.frames[i % len(clip.frames)]
-        stamp = _next_stamp()
-        client.publish_frame(frame.image, K, stamp, FRAME_ID)
-        if i in (150, 375, sent - 1):
-            memory.append(_rss_mb())
-        time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
-    time.sleep(2.0)  # let the last frame finish
+    try:
+        for i in range(sent):
+            frame = clip.frames[_ping_pong(i, len(clip.frames))]  # no jump at the clip's end
+            stamp = _next_stamp()
+            stamps.add(stamp)
+            client.publish_frame(frame.image, K, stamp, FRAME_ID)
+            if i in (150, 375, sent - 1):
+                memory.append(_rss_mb())
+            time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
+        time.sleep(2.0)  # let the last frame finish
+    finally:
+        node.set_parameters([Parameter("track_timeout_s", value=timeout_before)])
     stats = node.stats
     received = stats.received - received_before
-    assert received >= 0.95 * sent  # best effort over shared memory loses (almost) nothing
-    assert stats.processed > 10  # frames/s is the CPU's business; this is about memory and tracks
     print(f"soak: RSS MB at frames 150/375/600 {memory}, stats {stats.snapshot(time.monotonic())}")
+    assert received >= 0.95 * sent  # best effort over shared memory loses (almost) nothing
+    assert stats.processed - processed_before > 10  # frames/s is the CPU's business
     assert memory[-1] - memory[0] < 30.0, memory  # MB between frame 150 and frame 600
-    # the same hand keeps its track id across the clip (warm-started refinement)
+    # the same hand keeps its track id across the soak's last processed frames
     ids = []
-    for entry in list(client.received.values())[-30:]:
+    for stamp, entry in list(client.received.items())[-30:]:
         joints = entry.messages.get("joints")
-        if joints is not None and joints.hands:
+        if stamp in stamps and joints is not None and joints.hands:
             ids.append(joints.hands[0].track_id)
-    assert ids and len(set(ids)) <= 2
+    assert len(ids) >= 5 and len(set(ids)) == 1, ids
 
 
 def test_lifecycle_deactivate_stops_and_activate_resumes(ros):
