@@ -116,4 +116,4 @@ def test_the_node_keeps_no_continuity_rules():
     for rule in ("track_timeout_s", "max_missed_frames", "_last_input", ".reset()"):
         assert rule not in source, f"node.py handles continuity itself ({rule})"
     calls = _attribute_calls(PACKAGE / "ros" / "node.py", "_tracker")
-    assert calls <= {"update", "reject_last"}
+    assert calls <= {"update", "detect", "fit", "reject_last"}  # detect + fit: two stages

@@ -140,12 +140,18 @@ class Weights:
 
 
 _PAIRS = torch.triu_indices(21, 21, offset=1)  # (2, 210) keypoint pairs i < j
+# (210, 21) +1 at i, -1 at j per pair: the pairs' differences as one matrix product (cheaper
+# than two gathers for the Jacobian's 123-hand batches)
+_PAIR_DIFFERENCE = torch.zeros(_PAIRS.shape[1], 21).index_put_(
+    (torch.arange(_PAIRS.shape[1]), _PAIRS[0]), torch.tensor(1.0)
+).index_put_((torch.arange(_PAIRS.shape[1]), _PAIRS[1]), torch.tensor(-1.0))
 SKELETON_SCALE = 10.0  # residual units: 0.1 of the wrist-middle MCP distance per unit
 
 
 def normalised_distances(keypoints_3d: torch.Tensor) -> torch.Tensor:
     """(B,21,3) -> (B,210) pairwise distances / wrist-to-middle-MCP distance."""
-    diff = keypoints_3d[:, _PAIRS[0]] - keypoints_3d[:, _PAIRS[1]]
+    pairs = _PAIR_DIFFERENCE.to(keypoints_3d)
+    diff = pairs @ keypoints_3d  # (B, 210, 3)
     dist = (diff.square().sum(-1) + 1e-12).sqrt()
     palm = (keypoints_3d[:, 0] - keypoints_3d[:, 9]).norm(dim=-1, keepdim=True).clamp_min(1e-6)
     return dist / palm
@@ -197,20 +203,53 @@ def total_loss(model, skeleton, x, targets: Targets, weights: Weights, prior) ->
 
 
 def residual_jacobian(skeleton, x: torch.Tensor, targets: Targets, weights: Weights, prior):
-    """(B, R, 61) Jacobian of ``residuals`` by batched central differences.
+    """(B, R, 61) Jacobian of ``residuals`` by batched central differences."""
+    return residuals_and_jacobian(skeleton, x, targets, weights, prior)[1]
 
-    All 2 x 61 perturbed copies of every hand go through ``residuals`` as one batch of plain
-    tensor ops -- several times faster on a CPU than forward-mode autodiff under vmap
-    (``residual_jacobian_autodiff``, the reference a test compares with). The Jacobian only
-    preconditions the steps; the gradient itself is exact (autograd).
+
+def residuals_and_jacobian(
+    skeleton, x: torch.Tensor, targets: Targets, weights: Weights, prior, columns=None
+):
+    """``residuals`` at x (B, R) and their (B, R, 61) Jacobian by batched central differences;
+    columns: (61,) bool, the parameters to differentiate (others' columns are 0; all when None:
+    a tracked hand's frozen shape costs no probes).
+
+    x and all 2 x 61 perturbed copies of every hand go through ``residuals`` as one batch of
+    plain tensor ops -- several times faster on a CPU than forward-mode autodiff under vmap
+    (``residual_jacobian_autodiff``, the reference a test compares with), and than one
+    reverse-mode pass for the gradient alone (the graph of a few hundred tiny ops costs more
+    than 123 hands' worth of arithmetic).
     """
     b, n = x.shape
     step = FD_STEP_FLOAT64 if x.dtype == torch.float64 else FD_STEP_FLOAT32
     eye = torch.eye(n, dtype=x.dtype, device=x.device) * step
-    probes = torch.cat((x[:, None, :] + eye, x[:, None, :] - eye), dim=1).reshape(b * 2 * n, n)
-    r = residuals(skeleton, probes.detach(), _repeat(targets, 2 * n), weights, prior)
-    r = r.view(b, 2, n, -1)
-    return ((r[:, 0] - r[:, 1]) / (2 * step)).transpose(1, 2)
+    if columns is not None:
+        eye = eye[columns]
+    k = eye.shape[0]  # probed parameters
+    x = x.detach()
+    probes = torch.cat((x[:, None, :], x[:, None, :] + eye, x[:, None, :] - eye), dim=1)
+    with torch.no_grad():
+        r = residuals(skeleton, probes.reshape(b * (2 * k + 1), n),
+                      _repeat(targets, 2 * k + 1), weights, prior)
+    r = r.view(b, 2 * k + 1, -1)
+    derivative = ((r[:, 1 : k + 1] - r[:, k + 1 :]) / (2 * step)).transpose(1, 2)  # (B, R, k)
+    if columns is None:
+        return r[:, 0], derivative
+    jac = derivative.new_zeros(b, r.shape[-1], n)
+    jac[..., columns] = derivative
+    return r[:, 0], jac
+
+
+def silhouette_and_gradient(model, x: torch.Tensor, targets: Targets, weights: Weights):
+    """``silhouette_term`` (B,) and its (B, 61) gradient (autograd through the soft renderer);
+    None when there is no silhouette term."""
+    if targets.mask is None or weights.silhouette <= 0:
+        return None
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        term = silhouette_term(model, x, targets, weights)
+        (grad,) = torch.autograd.grad(term.sum(), x)
+    return term.detach(), grad
 
 
 def _repeat(targets: Targets, k: int) -> Targets:

@@ -10,9 +10,13 @@ from the caller, so a video tracker can warm-start each frame from the last one.
 
 Two step rules, both driven by the objective's full gradient:
   * "lm" (default): the gradient preconditioned by the Gauss-Newton approximation of the
-    residuals' Hessian with Levenberg-Marquardt damping, a step accepted only if the loss
-    drops. It converges in a few iterations and -- what a tracker needs -- does not move a
-    hand that already fits (the step is proportional to the gradient).
+    residuals' Hessian with Levenberg-Marquardt damping, a step accepted only if the (exact)
+    loss drops. The residuals' part of the gradient is 2 J^T r from the same batched
+    central-difference Jacobian (one batch of plain tensor ops with the point itself; a
+    reverse-mode pass cost more: docs/pipeline.md), the silhouette term's comes from
+    autograd through the soft renderer. It converges in a few iterations and -- what a
+    tracker needs -- does not move a hand that already fits (the step is proportional to the
+    gradient).
   * "adam": the paper's plain first-order steps (Adam, one step size per parameter group,
     cosine decay). Adam's normalised first steps move every parameter by about its step
     size even at the optimum, which shows up as jitter when warm-starting.
@@ -174,14 +178,6 @@ class _Stopper:
         return self.calm >= self.cfg.patience
 
 
-def _loss_and_grad(model, skeleton, x, targets, weights, prior):
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        loss = objective.total_loss(model, skeleton, x, targets, weights, prior)
-        (grad,) = torch.autograd.grad(loss.sum(), x)
-    return loss.detach(), grad
-
-
 def _free_mask(x: torch.Tensor, cfg: RefineConfig, depth_used) -> torch.Tensor:
     """(B, 61) 1 for optimised parameters, 0 for frozen ones; depth_used: (B,) bool or None."""
     free = torch.ones_like(x)
@@ -192,14 +188,29 @@ def _free_mask(x: torch.Tensor, cfg: RefineConfig, depth_used) -> torch.Tensor:
     return free
 
 
+def _evaluate(model, skeleton, x, targets, weights, prior, free):
+    """At x: the loss (B,), the masked Jacobian (B,R,61) of the residuals and the objective's
+    masked gradient (B,61) = 2 J^T r, plus the silhouette term's autograd gradient when
+    there is one. One batch: x with its central-difference probes."""
+    r, jac = objective.residuals_and_jacobian(skeleton, x, targets, weights, prior,
+                                              columns=free.bool().any(0))
+    loss = r.square().sum(-1)
+    grad = 2.0 * (jac.transpose(1, 2) @ r[..., None])[..., 0]
+    silhouette = objective.silhouette_and_gradient(model, x, targets, weights)
+    if silhouette is not None:
+        loss, grad = loss + silhouette[0], grad + silhouette[1]
+    return loss, jac * free[:, None], grad * free
+
+
 def _lm(model, skeleton, x, targets, weights, prior, cfg: RefineConfig, depth_used):
+    """Levenberg-Marquardt. Each trial point is evaluated with its Jacobian in one batch
+    (accepted steps, the common case, then need nothing more; a rejected one keeps the
+    current point's)."""
     damping = torch.full_like(x[:, :1], cfg.lm_damping)
     free = _free_mask(x, cfg, depth_used)
-    loss, grad = _loss_and_grad(model, skeleton, x, targets, weights, prior)
+    loss, jac, grad = _evaluate(model, skeleton, x, targets, weights, prior, free)
     history, stop = [float(loss.sum())], _Stopper(cfg, x.shape[0])
     for _ in range(cfg.iterations):
-        jac = objective.residual_jacobian(skeleton, x, targets, weights, prior) * free[:, None]
-        grad = grad * free
         hessian = 2.0 * jac.transpose(1, 2) @ jac
         diag = hessian.diagonal(dim1=1, dim2=2)
         eps = 1e-6 * diag.mean(-1, keepdim=True).clamp_min(1e-12)
@@ -209,9 +220,12 @@ def _lm(model, skeleton, x, targets, weights, prior, cfg: RefineConfig, depth_us
             max=1.0
         )
         trial = x + step
-        trial_loss, trial_grad = _loss_and_grad(model, skeleton, trial, targets, weights, prior)
+        trial_loss, trial_jac, trial_grad = _evaluate(
+            model, skeleton, trial, targets, weights, prior, free
+        )
         better = (trial_loss < loss)[:, None]
         x = torch.where(better, trial, x)
+        jac = torch.where(better[..., None], trial_jac, jac)
         grad = torch.where(better, trial_grad, grad)
         loss = torch.where(better[:, 0], trial_loss, loss)
         damping = torch.where(better, damping / 3.0, damping * 5.0).clamp(1e-7, 1e7)

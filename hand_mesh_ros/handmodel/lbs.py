@@ -14,6 +14,7 @@ Units follow the inputs (metres for the hand models).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -50,6 +51,23 @@ def _homogeneous(rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
     return torch.cat((top, bottom), dim=-2)
 
 
+@functools.lru_cache(maxsize=16)
+def _tree_levels(parents: tuple[int, ...]):
+    """Joints grouped by depth in the tree (root level first), each joint's parent index
+    (itself for a root) and whether it has one. ValueError unless parents precede children."""
+    depth: list[int] = []
+    for j, p in enumerate(parents):
+        if p >= j:
+            raise ValueError(f"parent {p} of joint {j} must precede it")
+        depth.append(0 if p < 0 else depth[p] + 1)
+    order = tuple(
+        tuple(j for j in range(len(parents)) if depth[j] == d) for d in range(max(depth) + 1)
+    )
+    parent_of = torch.tensor([max(p, 0) if p >= 0 else j for j, p in enumerate(parents)])
+    has_parent = torch.tensor([p >= 0 for p in parents])
+    return order, parent_of, has_parent
+
+
 def batch_rigid_transform(
     rot_mats: torch.Tensor, joints: torch.Tensor, parents: Sequence[int] | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,20 +82,20 @@ def batch_rigid_transform(
         rel_transforms: (B, J, 4, 4) transforms taking a rest-pose point rigidly attached to
             joint j to its posed position (world transform times the inverse rest placement).
     """
-    parents = [int(p) for p in parents]
+    parents = tuple(int(p) for p in parents)
     if rot_mats.shape[-3] != len(parents) or joints.shape[-2] != len(parents):
         raise ValueError("rot_mats, joints and parents disagree on the number of joints")
-    rel_joints = joints.clone()
-    for j, p in enumerate(parents):
-        if p >= 0:
-            rel_joints[:, j] = joints[:, j] - joints[:, p]
+    order, parent_of, has_parent = _tree_levels(parents)
+    rel_joints = joints - joints[:, parent_of] * has_parent.to(joints)[:, None]
     local = _homogeneous(rot_mats, rel_joints)  # (B, J, 4, 4): child in parent's frame
-    world: list[torch.Tensor] = []
-    for j, p in enumerate(parents):
-        if p >= j:
-            raise ValueError(f"parent {p} of joint {j} must precede it")
-        world.append(local[:, j] if p < 0 else world[p] @ local[:, j])
-    world_t = torch.stack(world, dim=1)
+    # one matrix product per depth of the tree (the root, then each finger level at once)
+    done = local[:, list(order[0])]  # world transforms, in the order the levels computed them
+    position = {j: i for i, j in enumerate(order[0])}
+    for level in order[1:]:
+        parents_world = done[:, [position[parents[j]] for j in level]]
+        done = torch.cat((done, parents_world @ local[:, list(level)]), dim=1)
+        position.update({j: len(position) + i for i, j in enumerate(level)})
+    world_t = done[:, [position[j] for j in range(len(parents))]]
     posed_joints = world_t[..., :3, 3]
     # Undo the rest placement: A_j = G_j @ [[I, -t_j], [0, 1]].
     shift = torch.einsum("bjrc,bjc->bjr", world_t[..., :3, :3], joints)

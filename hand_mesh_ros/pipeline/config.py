@@ -85,6 +85,14 @@ class TrackerConfig:
         1.0, "reset hand tracks after a stamp gap this long (or a stamp going back), s",
         low=0.01, high=3600.0, live=True,
     )
+    # > 1: between searches (palm detection, every hand), tracked hands' landmarks are
+    # followed from the previous frame (``detect/mediapipe_stream.py``): ~11 ms less per
+    # frame, but less accurate (docs/pipeline.md); 1 (default): palm detection every frame
+    palm_search_frames: int = setting(
+        1, "frames between palm detections while hands are tracked; in between, tracked hands "
+        "are followed by their landmarks (faster, less accurate); 1 = palm detection every frame",
+        low=1, high=10000, live=True,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from hand_mesh_ros.detect import Detection2D, MediapipeConfig, MediapipeHandDetector
+from hand_mesh_ros.detect import Detection2D, MediapipeConfig, StreamHandDetector
 from hand_mesh_ros.devices import resolve_device
 from hand_mesh_ros.fitting import RefineConfig, align_to_keypoints, hand_roi, refine
 from hand_mesh_ros.fitting.depth import DEPTH_IGNORED, as_depth_tensor
@@ -67,10 +67,15 @@ class Detections:
 
 
 DETECTOR_SETTINGS = ("max_hands", "mirrored_input", "min_detection_confidence")
+# tracked hands stop refining after this many calm iterations (new hands: RefineConfig's 3):
+# a warm start is near its optimum. On the tracked benchmark clip (bench_pipeline.py, one
+# torch thread) 3 -> 2 -> 1 took 4.8 -> 3.9 -> 2.9 iterations, 39 -> 30 -> 29 ms (another run:
+# 23 -> 20 ms for 2 -> 1) at the same PA-MPJPE (11.80-11.84 mm) and jitter (12.5-12.6)
+WARM_PATIENCE = 1
 
 
-def _mediapipe_detector(config: EstimatorConfig) -> MediapipeHandDetector:
-    return MediapipeHandDetector(
+def _mediapipe_detector(config: EstimatorConfig) -> StreamHandDetector:
+    return StreamHandDetector(
         MediapipeConfig(
             max_hands=config.max_hands,
             mirrored_input=config.mirrored_input,
@@ -140,10 +145,18 @@ class HandMeshEstimator:
             self.detector = _mediapipe_detector(config)
         self.config = config
 
-    def detect(self, image: np.ndarray) -> Detections:
-        """Hands and their 2D keypoints (mediapipe, or the DHPE evidence estimator)."""
+    def detect(self, image: np.ndarray, tracked: int = 0) -> Detections:
+        """Hands and their 2D keypoints (mediapipe, or the DHPE evidence estimator).
+        tracked: 0 looks for every hand (palm detection); k > 0 follows the k hands a
+        ``HandTracker`` tracks from its previous frame without palm detection (the built-in
+        detector, ``detect/mediapipe_stream.py``; a detector given at construction is always
+        called on the image alone)."""
         t0 = time.perf_counter()
-        found = self.detector.detect(image)[: self.config.max_hands]
+        if tracked > 0 and self._own_detector:
+            found = self.detector.detect(image, tracked)
+        else:
+            found = self.detector.detect(image)
+        found = found[: self.config.max_hands]
         if self.evidence is not None and found:
             found = self.evidence.refine_detections(image, found)
         return Detections(tuple(found), (time.perf_counter() - t0) * 1e3)
@@ -265,6 +278,7 @@ class HandMeshEstimator:
             depth_weight=self.config.depth_weight,
             depth_placement="distance" if warm else "size",
             depth_fits_shape=not warm,
+            patience=WARM_PATIENCE if warm else RefineConfig.patience,
         )
         return refine(
             model,

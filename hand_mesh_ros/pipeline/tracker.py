@@ -14,7 +14,11 @@ demo and the benchmarks share them:
 - every track ends when the stream jumps: a stamp gap over ``track_timeout_s``, a stamp going
   backwards (a bag restarting), or a new image size;
 - a hand whose fit was invalid ends its track; a result the caller rejects
-  (``reject_last``) ends every track.
+  (``reject_last``) ends every track;
+- detection: the whole image is searched for hands (palm detection) every
+  ``palm_search_frames`` frames (1, the default: every frame), whenever no hand is tracked
+  and after a stream jump; in between, tracked hands' landmarks are followed from the
+  previous frame (``detect/mediapipe_stream.py``).
 A hand whose track ended is cold-started with a new id when it is seen again.
 
 Hand size (aligned depth, ``update(..., depth=)``): a track learns its hand's shape -- above
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hand_mesh_ros.pipeline.config import TrackerConfig
-from hand_mesh_ros.pipeline.estimator import HandMeshEstimator
+from hand_mesh_ros.pipeline.estimator import Detections, HandMeshEstimator
 from hand_mesh_ros.pipeline.types import CameraIntrinsics, FrameResult, HandEstimate
 
 MAX_MATCH_DISTANCE = 0.5  # mean keypoint distance / hand box diagonal above which no match
@@ -108,6 +112,8 @@ class HandTracker:
         self.tracks: list[Track] = []
         self._next_id = 0
         self._last_frame: tuple[float | None, tuple[int, int]] | None = None  # stamp, (h, w)
+        self._since_search = 0  # frames since the image was last searched for new hands
+        self._last_detected: tuple[float | None, tuple[int, int]] | None = None  # detect's
 
     def reset(self) -> None:
         """End every track (the next frame starts cold)."""
@@ -128,9 +134,32 @@ class HandTracker:
     ) -> FrameResult:
         """All hands of the next frame of the stream. stamp: its capture time in seconds
         (e.g. the image header's); None when unknown (only missed frames then end tracks).
-        depth: (H,W) metres aligned to the image, or None (``HandMeshEstimator.estimate``)."""
+        depth: (H,W) metres aligned to the image, or None (``HandMeshEstimator.estimate``).
+        The same as ``fit(image, camera, self.detect(image), ...)``."""
+        return self.fit(image, camera, self.detect(image, stamp=stamp), stamp=stamp, depth=depth)
+
+    def detect(self, image: np.ndarray, *, stamp: float | None = None) -> Detections:
+        """The next frame's hands in 2D: the tracked hands followed from the previous frame,
+        or a search for every hand (no tracks, a stream jump, or every
+        ``palm_search_frames`` frames). May run on another thread one frame ahead of ``fit``
+        (the node overlaps them): it reads only the number of tracks."""
+        last, self._last_detected = self._last_detected, (stamp, image.shape[:2])
+        tracked = 0 if self._jumped(last, stamp, image.shape[:2]) else len(self.tracks)
+        search = not tracked or self._since_search + 1 >= self.config.palm_search_frames
+        self._since_search = 0 if search else self._since_search + 1
+        return self.estimator.detect(image, tracked=0 if search else tracked)
+
+    def fit(
+        self,
+        image: np.ndarray,
+        camera: CameraIntrinsics | None,
+        detections: Detections,
+        *,
+        stamp: float | None = None,
+        depth=None,
+    ) -> FrameResult:
+        """All hands of the next frame from its ``detect`` result (``update``'s arguments)."""
         self._apply_stream_rules(stamp, image.shape[:2])
-        detections = self.estimator.detect(image)
         matched = match_tracks(self.tracks, detections.hands)
         sides, warm, owner = [], [], []
         for i, det in enumerate(detections.hands):
@@ -181,12 +210,16 @@ class HandTracker:
     def _apply_stream_rules(self, stamp: float | None, size: tuple[int, int]) -> None:
         """End every track when the stream jumps (see the module docstring)."""
         last, self._last_frame = self._last_frame, (stamp, size)
+        if self._jumped(last, stamp, size):
+            self.reset()
+
+    def _jumped(self, last, stamp: float | None, size: tuple[int, int]) -> bool:
+        """Whether the stream jumped since ``last`` (its (stamp, size), None at the start)."""
         if last is None:
-            return
+            return False
         last_stamp, last_size = last
         jumped = size != last_size
         if stamp is not None and last_stamp is not None:
             gap_s = stamp - last_stamp
             jumped = jumped or gap_s < 0 or gap_s > self.config.track_timeout_s
-        if jumped:
-            self.reset()
+        return jumped

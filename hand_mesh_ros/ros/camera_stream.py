@@ -6,10 +6,14 @@ with ``--depth-topic``, an RGB-D camera's aligned depth too.
         [--reliability reliable|best_effort] [--transport raw|compressed] [--image FILE]
         [--image-topic /camera/image_raw] [--camera-info-topic /camera/camera_info]
         [--depth-topic /camera/aligned_depth_to_color/image_raw] [--depth-encoding 16UC1]
-        [--depth-stamp-offset-s 0] [--wait-subscribers SECONDS]
+        [--depth-stamp-offset-s 0] [--wait-subscribers SECONDS] [--stamp-now]
+        [--clip-hz HZ]
 
 The frames are the embedded rendered clip (a moving hand, ``synthetic/clip.py``) played
-forwards and backwards, or ``--image`` repeated. Stamps advance by 1/rate. The depth is the
+forwards and backwards, or ``--image`` repeated; ``--clip-hz`` plays the clip at that pace
+whatever the rate (frames repeat; default: one clip frame per published frame). Stamps
+advance by 1/rate, or with ``--stamp-now`` are the wall-clock time of publishing, as a
+driver's capture stamps (latency = arrival - stamp, ``benchmarks/bench_node.py``). The depth is the
 clip's own (the same scene through ``synthetic/depth_camera.py``'s RealSense-like noise
 model), aligned to the colour image, published just before each image with the same header
 (16UC1 mm as RealSense publishes it, or 32FC1 m); ``--depth-stamp-offset-s`` shifts its
@@ -106,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth-encoding", choices=tuple(DEPTH_ENCODINGS), default="16UC1")
     parser.add_argument("--depth-stamp-offset-s", type=float, default=0.0)
     parser.add_argument("--wait-subscribers", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--stamp-now", action="store_true", help="wall-clock stamps")
+    parser.add_argument("--clip-hz", type=float, default=0.0, help="clip pace (0 = --rate)")
     args, ros_args = parser.parse_known_args(argv)
     images, depths, K = frames_of(args)
     rclpy.init(args=["camera_stream", *ros_args])
@@ -132,13 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     period_ns = round(1e9 / args.rate)
     start = time.monotonic()
     h, w = images[0].shape[:2]
+    first_stamp = time.time_ns() if args.stamp_now else FIRST_STAMP_NS
+    last_stamp = first_stamp
+    pace = (args.clip_hz or args.rate) / args.rate  # clip frames per published frame
     for i in range(args.frames):
-        header = make_header(FIRST_STAMP_NS + i * period_ns, FRAME_ID)
-        rgb = images[i % len(images)]
+        last_stamp = time.time_ns() if args.stamp_now else FIRST_STAMP_NS + i * period_ns
+        header = make_header(last_stamp, FRAME_ID)
+        rgb = images[int(i * pace) % len(images)]
         info_pub.publish(camera_info_msg(K, w, h, header))
         if depth_pub is not None:
-            depth_header = make_header(FIRST_STAMP_NS + i * period_ns + depth_offset_ns, FRAME_ID)
-            depth = depths[i % len(depths)]
+            depth_header = make_header(last_stamp + depth_offset_ns, FRAME_ID)
+            depth = depths[int(i * pace) % len(depths)]
             depth_pub.publish(metres_to_depth_msg(depth, depth_header, args.depth_encoding))
         if compressed:
             ok, jpeg = cv2.imencode(".jpg", rgb[:, :, ::-1])
@@ -159,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     subscribed = image_pub.get_subscription_count()
     print(json.dumps({
         "sent": args.frames,
-        "first_stamp_ns": FIRST_STAMP_NS,
-        "last_stamp_ns": FIRST_STAMP_NS + (args.frames - 1) * period_ns,
+        "first_stamp_ns": first_stamp,
+        "last_stamp_ns": last_stamp,
         "rate_hz": round(args.frames / elapsed, 2),
         "size": f"{w}x{h}",
         "reliability": args.reliability,

@@ -71,6 +71,12 @@ class NodeConfig:
         "at 30 Hz)",
         low=0.0, high=1.0, live=True,
     )
+    # the fit's tensors are small: one torch thread is as fast as two (docs/ros.md) and leaves
+    # the other cores to mediapipe (the detect stage) and the ROS callbacks
+    torch_threads: int = setting(
+        1, "CPU threads of torch's per-frame work; 0 = torch's default (one per core)",
+        low=0, high=256,
+    )
     diagnostics_period_s: float = setting(
         1.0, "/diagnostics period, seconds", low=0.05, high=60.0
     )

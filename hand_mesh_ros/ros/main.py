@@ -48,8 +48,9 @@ def spin(node: HandMeshNode) -> None:
         pass
     finally:
         # Ctrl-C under `ros2 launch` reaches the node twice (the terminal's process group, then
-        # launch's own SIGINT): a second one must not interrupt the clean-up (joining the worker
-        # mid-frame), or the node dies of the signal instead of exiting cleanly
+        # launch's own SIGINT): a second one must not interrupt the clean-up (joining the
+        # processing threads mid-frame), or the node dies of the signal instead of exiting
+        # cleanly
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         node._stop_input()
         node.destroy_node()

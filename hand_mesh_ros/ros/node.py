@@ -9,9 +9,10 @@ Topics (relative names; remap ``image`` / ``camera_info``):
 Every output carries the input image's header; a frame without hands gives empty arrays.
 Continuity (when warm starts go on, when tracks end) is ``HandTracker``'s: the node hands it
 each frame with its stamp.
-Frames are processed on a worker thread from a one-frame slot: a frame that arrives while the
-previous one is being processed replaces any waiting frame, and the replaced one is counted as
-dropped (stale); the image callback never waits for the estimator. The subscription itself
+Frames are processed by two threads one frame apart (``stages.py``): "hand_mesh_detect"
+decodes frame t+1 and finds its hands while "hand_mesh_fit" fits and publishes frame t. Each
+stage takes the newest frame from a one-frame slot: a frame replaced while waiting is counted
+as dropped (stale); the image callback never waits for the estimator. The subscription itself
 (QoS matched to the camera, raw or compressed, frames lost before it counted) is
 ``image_input.py``. Bad frames are dropped with a throttled warning and counted; the node goes
 on. Parameters marked live in the config tables change while running (``ros2 param set``),
@@ -24,36 +25,56 @@ import gc
 import math
 import threading
 import time
+from dataclasses import dataclass
 
-import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from hand_mesh_ros.imageio import ImageError
 from hand_mesh_ros.pipeline import HandMeshEstimator, HandTracker
+from hand_mesh_ros.pipeline.estimator import Detections
 from hand_mesh_ros.ros import conversions
+from hand_mesh_ros.ros.camera_info_input import CameraInfoInput
 from hand_mesh_ros.ros.config import CAMERA_INFO_TOPIC, IMAGE_TOPIC, NODE_NAME
 from hand_mesh_ros.ros.depth_input import DepthInput
 from hand_mesh_ros.ros.image_bridge import compressed_msg_to_rgb8, image_msg_to_rgb8
 from hand_mesh_ros.ros.image_input import ImageInput
 from hand_mesh_ros.ros.params import changed_configs, declare_parameters, read_parameters
 from hand_mesh_ros.ros.runtime import (
-    LatestFrameSlot,
     NodeStats,
     StampedCache,
     WarningThrottle,
     stamp_ns,
 )
+from hand_mesh_ros.ros.stages import OverlappedStages
 from hand_mesh_ros.ros.tf_publisher import TfPublisher
 from hand_mesh_ros.ros.topics import OUTPUTS
 
 OUTPUT_DEPTH = 5  # keep-last depth of the output topics (reliable)
-CAMERA_INFO_WAIT_S = 0.1  # how long a frame waits for the CameraInfo with its own stamp
-CAMERA_INFO_HISTORY = 10  # recent CameraInfo messages kept, matched to images by stamp
-WORKER_POLL_S = 0.2  # the worker re-checks for shutdown this often when idle
+CAMERA_INFO_WAIT_S = 0.1  # how long a frame waits for the CameraInfo with its own stamp ...
+CAMERA_INFO_HISTORY = 10  # ... unless this many CameraInfo in a row were the same (a fixed
+# camera: its newest serves; measured, a reliable camera's CameraInfo arrived up to 140 ms
+# after its image on one frame in seven, which each then waited); also the messages kept
+
+
+@dataclass(frozen=True, eq=False)
+class DetectedFrame:
+    """A frame between the two stages: decoded, its camera and depth found, hands detected."""
+
+    msg: object  # the Image / CompressedImage
+    rgb: object  # (H, W, 3) uint8
+    camera: object  # CameraIntrinsics or None (assumed field of view)
+    depth: object  # (H, W) metres or None
+    without_depth: str | None  # why the frame has no depth (DepthInput.for_frame)
+    depth_input: DepthInput | None
+    detections: Detections
+    start: float  # perf_counter when the first stage took the frame
+    ready: float  # perf_counter when it was handed to the second stage
+    stage_ms: dict  # convert, depth (first-stage milliseconds)
 
 
 class HandMeshNode(LifecycleNode):
@@ -68,13 +89,22 @@ class HandMeshNode(LifecycleNode):
         self._inputs = []
         self._image_input: ImageInput | None = None
         self._depth: DepthInput | None = None  # with depth_topic set
-        self._pending_configs: tuple | None = None  # live parameter changes for the worker
+        self._pending_configs: tuple | None = None  # live parameter changes, for the stages
         self._pending_lock = threading.Lock()
         self._outputs: dict[str, object] = {}
         self._tf: TfPublisher | None = None  # /tf, the hands' frames
-        self._slot = LatestFrameSlot()
-        self._worker: threading.Thread | None = None
+        self._stages = OverlappedStages(
+            self._detect_stage,
+            self._fit_stage,
+            on_stale=lambda detected: self._stats.drop_stale(detected),
+            on_error=lambda stage, error: self._warn(
+                "estimator_error", f"{stage}: {type(error).__name__}: {error}"
+            ),
+            names=("hand_mesh_detect", "hand_mesh_fit"),
+        )
         self._camera_infos = StampedCache(CAMERA_INFO_HISTORY)  # CameraInfo by stamp (ns)
+        self._last_intrinsics: tuple | None = None  # of the newest CameraInfo
+        self._unchanged_infos = 0  # CameraInfo in a row with the same intrinsics
         self._stats = NodeStats()
         self._throttle = WarningThrottle(5.0)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -89,6 +119,8 @@ class HandMeshNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config, self.tracker_config, self.node_config = read_parameters(self)
+            if self.node_config.torch_threads:
+                torch.set_num_threads(self.node_config.torch_threads)
             self._estimator = HandMeshEstimator(self.config)
             self._tf = TfPublisher(self)
         except Exception as error:  # a bad value, a missing or unreadable weights file
@@ -119,9 +151,8 @@ class HandMeshNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._inputs = [
-            self.create_subscription(
-                CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, qos_profile_sensor_data
-            ),
+            CameraInfoInput(self, CAMERA_INFO_TOPIC, mode=self.node_config.image_qos,
+                            on_message=self._on_camera_info),
         ]
         self._image_input = ImageInput(
             self,
@@ -133,10 +164,9 @@ class HandMeshNode(LifecycleNode):
             throttle=self._throttle,
         )
         self._depth = DepthInput.start_for(self, self.node_config, throttle=self._throttle)
-        self._slot.reopen()
-        self._worker = threading.Thread(target=self._work, name="hand_mesh_worker", daemon=True)
-        self._worker.start()
-        self._image_input.start()
+        self._stages.start()
+        for stream in (*self._inputs, self._image_input):  # CameraInfo first
+            stream.start()
         depth = f" with depth from {self._depth.topic}" if self._depth else " (RGB only)"
         self.get_logger().info(f"active: listening on {self._image_input.topic}{depth}")
         return super().on_activate(state)
@@ -155,17 +185,12 @@ class HandMeshNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_input(self) -> None:
-        for stream in (self._image_input, self._depth):
+        for stream in (self._image_input, self._depth, *self._inputs):
             if stream is not None:
                 stream.stop()
         self._image_input = self._depth = None
-        for subscription in self._inputs:
-            self.destroy_subscription(subscription)
         self._inputs = []
-        self._slot.close()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
+        self._stages.stop()
 
     def _release(self) -> None:
         for publisher in self._outputs.values():
@@ -191,16 +216,17 @@ class HandMeshNode(LifecycleNode):
 
     # ----- input ----------------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        intrinsics = (msg.width, msg.height, tuple(msg.k), tuple(msg.d), tuple(msg.p))
+        same = intrinsics == self._last_intrinsics
+        self._unchanged_infos = self._unchanged_infos + 1 if same else 0
+        self._last_intrinsics = intrinsics
         self._camera_infos.put(stamp_ns(msg.header), msg)
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        before = self._slot.replaced
-        self._slot.put(msg)
-        if self._slot.replaced > before:
-            self._stats.drop("stale")
+        self._stages.put(msg)
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        """Live changes while configured (applied by the worker before its next frame);
+        """Live changes while configured (applied by the detect stage before its next frame);
         anything goes while unconfigured (read at configure)."""
         if self._estimator is None:
             return SetParametersResult(successful=True)
@@ -229,23 +255,14 @@ class HandMeshNode(LifecycleNode):
         if self._throttle.ready(kind):
             self.get_logger().warning(f"dropped a frame ({kind}): {text}")
 
-    # ----- processing (worker thread) -------------------------------------------------------
-    def _work(self) -> None:
-        while rclpy.ok():
-            msg = self._slot.take(timeout=WORKER_POLL_S)
-            if msg is None:
-                if self._slot.closed:
-                    return
-                continue
-            try:
-                self._process(msg)
-            except Exception as error:  # never let one frame kill the node
-                self._warn("estimator_error", f"{type(error).__name__}: {error}")
-
+    # ----- processing (two threads, stages.py) ---------------------------------------------
     def _camera_for(self, msg: Image, width: int, height: int):
         """Intrinsics from the frame's CameraInfo; None (assumed FOV) when none arrived yet."""
-        # the image's own CameraInfo (the two topics race: wait briefly), else the newest one
-        info = self._camera_infos.get(stamp_ns(msg.header), wait_s=CAMERA_INFO_WAIT_S)
+        # the image's own CameraInfo (the two topics race: wait briefly unless the camera's
+        # intrinsics have been fixed), else the newest one
+        fixed_camera = self._unchanged_infos >= CAMERA_INFO_HISTORY
+        wait_s = 0.0 if fixed_camera else CAMERA_INFO_WAIT_S
+        info = self._camera_infos.get(stamp_ns(msg.header), wait_s=wait_s)
         if info is None:
             if self._throttle.ready("no_camera_info"):
                 self.get_logger().warning(
@@ -259,7 +276,8 @@ class HandMeshNode(LifecycleNode):
             )
         return conversions.camera_info_to_intrinsics(info)
 
-    def _process(self, msg: Image | CompressedImage) -> None:
+    def _detect_stage(self, msg: Image | CompressedImage) -> DetectedFrame | None:
+        """First stage: settings, decoding, intrinsics, the aligned depth, the 2D hands."""
         self._apply_pending_configs()
         start = time.perf_counter()
         decode = compressed_msg_to_rgb8 if isinstance(msg, CompressedImage) else image_msg_to_rgb8
@@ -267,12 +285,12 @@ class HandMeshNode(LifecycleNode):
             rgb = decode(msg, max_pixels=self.node_config.max_image_pixels)
         except ImageError as error:
             self._warn("bad_image", str(error))
-            return
+            return None
         try:
             camera = self._camera_for(msg, rgb.shape[1], rgb.shape[0])
         except ValueError as error:
             self._warn("bad_camera_info", str(error))
-            return
+            return None
         convert_ms = (time.perf_counter() - start) * 1e3
         depth_input = self._depth  # the aligned depth, or None and why the frame has none
         depth, without_depth = (
@@ -280,8 +298,19 @@ class HandMeshNode(LifecycleNode):
             if depth_input is not None
             else (None, None)
         )
-        depth_ms = (time.perf_counter() - start) * 1e3 - convert_ms  # its wait and decoding
-        result = self._tracker.update(rgb, camera, stamp=stamp_ns(msg.header) * 1e-9, depth=depth)
+        stage_ms = {"convert": convert_ms}
+        if depth_input is not None:
+            stage_ms["depth"] = (time.perf_counter() - start) * 1e3 - convert_ms  # wait, decode
+        detections = self._tracker.detect(rgb, stamp=stamp_ns(msg.header) * 1e-9)
+        return DetectedFrame(msg, rgb, camera, depth, without_depth, depth_input, detections,
+                             start, time.perf_counter(), stage_ms)
+
+    def _fit_stage(self, frame: DetectedFrame) -> None:
+        """Second stage: the hands' fit (tracks, warm starts), the messages, publishing."""
+        msg, rgb = frame.msg, frame.rgb
+        waited_ms = (time.perf_counter() - frame.ready) * 1e3
+        result = self._tracker.fit(rgb, frame.camera, frame.detections,
+                                   stamp=stamp_ns(msg.header) * 1e-9, depth=frame.depth)
         t_publish = time.perf_counter()
         try:
             messages = {
@@ -302,13 +331,12 @@ class HandMeshNode(LifecycleNode):
             self._outputs[name].publish(message)
         self._tf.send(tf)
         now = time.perf_counter()
-        stage_ms = {"convert": convert_ms, **({"depth": depth_ms} if depth_input else {})}
-        stage_ms.update(result.timings_ms)
+        stage_ms = {**frame.stage_ms, "handoff_wait": waited_ms, **result.timings_ms}
         stage_ms["publish"] = (now - t_publish) * 1e3
-        stage_ms["end_to_end"] = (now - start) * 1e3
+        stage_ms["end_to_end"] = (now - frame.start) * 1e3
         self._stats.frame_done(stage_ms, result.hands, time.monotonic())
-        if depth_input is not None:
-            depth_input.frame_done(without_depth, result.hands)
+        if frame.depth_input is not None:
+            frame.depth_input.frame_done(frame.without_depth, result.hands)
 
     def _wanted(self, name: str, publisher) -> bool:
         """Build this output now? Enabled by its flag, and subscribed if built on demand."""

@@ -20,7 +20,7 @@ def stamp_ns(header) -> int:
 
 
 class LatestFrameSlot:
-    """Holds only the newest unprocessed frame. A frame replaced before the worker took it is
+    """Holds only the newest unprocessed frame. A frame replaced before the stage took it is
     stale: it is dropped and counted, so the node never builds a backlog."""
 
     def __init__(self) -> None:
@@ -184,6 +184,7 @@ class NodeStats(StreamCounts):
     """Counters since activation plus the latest frame's figures (thread-safe updates)."""
 
     processed: int = 0
+    stale_after_detect: int = 0  # of the stale frames, those replaced after detection
     hands: int = 0
     dropped: Counter = field(default_factory=Counter)  # kind -> frames
     stage_ms: dict[str, float] = field(default_factory=dict)  # last processed frame
@@ -194,6 +195,14 @@ class NodeStats(StreamCounts):
     def drop(self, kind: str, frames: int = 1) -> None:
         with self._lock:
             self.dropped[kind] += frames
+
+    def drop_stale(self, detected: bool) -> None:
+        """A frame replaced by a newer one before a stage took it (counted ``stale``; also
+        in ``stale_after_detect`` when it was replaced after detection, waiting for the fit:
+        which of the two stages is the bottleneck)."""
+        with self._lock:
+            self.dropped["stale"] += 1
+            self.stale_after_detect += detected
 
     def frame_done(self, stage_ms: dict[str, float], hands, now: float) -> None:
         with self._lock:
@@ -221,6 +230,7 @@ class NodeStats(StreamCounts):
                 "frames_lost_in_transport": self.lost_in_transport,
                 "frames_missed_in_sequence": self.missed_in_sequence,
                 "frames_dropped": sum(self.dropped.values()),
+                "frames_stale_after_detect": self.stale_after_detect,
                 "hands_last_frame": self.hands,
                 "refine_iterations_last": self.refine_iterations,
                 "refine_final_loss_last": self.refine_loss,

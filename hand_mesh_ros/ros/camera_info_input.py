@@ -1,0 +1,60 @@
+"""The CameraInfo subscription: the reliability of the camera's CameraInfo publishers, by the
+same ``image_qos`` rule as the images (``image_qos.py``).
+
+Measured with the reliable stand-in camera (``camera_stream``, another process, 30 Hz): a
+best-effort subscription lost a third of the CameraInfo messages, and each frame whose own
+CameraInfo was lost waited for it (``node.CAMERA_INFO_WAIT_S``). A reliable subscription
+cannot hear a best-effort publisher (and makes that publisher log an incompatible-QoS
+warning), so with ``auto`` it subscribes reliable only while every publisher of the topic is
+reliable, re-checked as publishers come and go; when it changes, the new subscription is made
+before the old one goes (a CameraInfo heard twice is stored once: by stamp).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sensor_msgs.msg import CameraInfo
+
+from hand_mesh_ros.ros.image_qos import choose_reliability, image_qos_profile
+
+QOS_CHECK_PERIOD_S = 0.5  # auto: how often the publishers' reliability is re-read
+
+
+class CameraInfoInput:
+    """Subscribes ``topic`` on ``node`` (``mode``: the ``image_qos`` value) and gives each
+    CameraInfo to ``on_message``."""
+
+    def __init__(self, node, topic: str, *, mode: str, on_message: Callable[[CameraInfo], None]):
+        self._node, self._mode, self._on_message = node, mode, on_message
+        self.topic = node.resolve_topic_name(topic)
+        self.reliability: str | None = None
+        self._subscription = None
+        self._timer = None
+
+    def start(self) -> None:
+        self._resubscribe()
+        if self._mode == "auto":
+            self._timer = self._node.create_timer(QOS_CHECK_PERIOD_S, self._resubscribe)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._node.destroy_timer(self._timer)
+            self._timer = None
+        if self._subscription is not None:
+            self._node.destroy_subscription(self._subscription)
+            self._subscription = None
+        self.reliability = None
+
+    def _resubscribe(self) -> None:
+        publishers = self._node.get_publishers_info_by_topic(self.topic)
+        wanted = choose_reliability(self._mode, [p.qos_profile.reliability for p in publishers])
+        if wanted == self.reliability:
+            return
+        old = self._subscription
+        self._subscription = self._node.create_subscription(
+            CameraInfo, self.topic, self._on_message, image_qos_profile(wanted)
+        )
+        if old is not None:
+            self._node.destroy_subscription(old)
+        self.reliability = wanted
