@@ -9,7 +9,7 @@ root-relative MPJPE in mm, wrist depth error in mm) and jitter: the mean magnitu
 frame-to-frame acceleration of the 3D keypoints minus the truth's (mm per frame^2).
 
 Usage: python benchmarks/bench_pipeline.py [--frames 40] [--seed 0] [--threads 2]
-       [--device cpu|cuda] [--json out.json]
+       [--device cpu|cuda] [--palm-search-frames N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ import torch
 from hand_mesh_ros import load_hand_model
 from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.metrics import pa_mpjpe, root_relative_mpjpe
-from hand_mesh_ros.pipeline import CameraIntrinsics, EstimatorConfig, HandMeshEstimator, HandTracker
+from hand_mesh_ros.pipeline import (
+    CameraIntrinsics,
+    EstimatorConfig,
+    HandMeshEstimator,
+    HandTracker,
+    TrackerConfig,
+)
 from hand_mesh_ros.synthetic.clip import FRAME_PERIOD_S, render_clip
 
 STAGES = ("detect", "regress", "align", "refine", "total")
@@ -122,6 +128,10 @@ def main() -> None:
     parser.add_argument(
         "--warm-iterations", type=int, default=None, help="override EstimatorConfig.warm_iterations"
     )
+    parser.add_argument(
+        "--palm-search-frames", type=int, default=None,
+        help="override TrackerConfig.palm_search_frames (> 1: follow tracked hands' landmarks)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -134,12 +144,18 @@ def main() -> None:
     if args.warm_iterations is not None:
         overrides["warm_iterations"] = args.warm_iterations
     estimator = HandMeshEstimator(EstimatorConfig(device=args.device, **overrides))
-    tracker = HandTracker(estimator)
+    tracker = HandTracker(
+        estimator,
+        TrackerConfig()
+        if args.palm_search_frames is None
+        else TrackerConfig(palm_search_frames=args.palm_search_frames),
+    )
     report = {
         "clip": f"{args.frames} frames 640x480, seed {args.seed}",
         "device": str(estimator.device),
         "threads": args.threads,
         "config": dataclasses.asdict(estimator.config),
+        "tracker_config": dataclasses.asdict(tracker.config),
         "cold": run(lambda image, camera, _: estimator.estimate(image, camera), clip, camera),
         "tracked": run(
             lambda image, camera, i: tracker.update(image, camera, stamp=i * FRAME_PERIOD_S),
