@@ -3,7 +3,7 @@
   node      python -m hand_mesh_ros.ros.main (hand-mesh-node: the node the launch file runs)
   camera    python -m hand_mesh_ros.ros.camera_stream: --rate Hz, WxH rgb8, reliable, stamps =
             wall-clock capture time; the rendered clip of a moving hand (its 10 Hz pace
-            whatever the rate) or --image FILE repeated
+            whatever the rate) or --image FILE repeated; --depth: with its aligned depth
   this one  subscribes to what a grasp planner reads (/hand/joints, /hand/mesh_indexed; with
             --rviz also the RViz markers /hand/mesh) and /diagnostics
 
@@ -14,7 +14,7 @@ times (medians of its /diagnostics), frames received / processed / stale, and th
 each thread of the node process (100 = one core busy for the whole run).
 
     python benchmarks/bench_node.py [--device cpu|cuda] [--frames 300] [--rate 30]
-        [--size 640x480] [--image FILE] [--rviz] [--param NAME:=VALUE ...] [--out F]
+        [--size 640x480] [--image FILE] [--rviz] [--depth] [--param NAME:=VALUE ...] [--out F]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 import rclpy
 
 from hand_mesh_ros.ros.client import EstimatorClient, NodeRunner
+from hand_mesh_ros.ros.config import DEFAULT_DEPTH_TOPIC
 
 CLIP_HZ = 10.0  # the clip's motion per frame is that of a 10 Hz recording
 WARMUP_FRAMES = 45
@@ -68,6 +69,8 @@ def stream(args, frames: int, env: dict) -> dict:
     ]
     if args.image:
         command += ["--image", args.image]
+    if args.depth:
+        command += ["--depth-topic", DEFAULT_DEPTH_TOPIC]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"camera_stream failed: {done.stderr[-2000:]}")
@@ -177,6 +180,8 @@ def main(argv=None) -> None:
     parser.add_argument("--size", default="640x480", help="image WxH")
     parser.add_argument("--image", default=None, help="stream this image instead of the clip")
     parser.add_argument("--rviz", action="store_true", help="also subscribe to /hand/mesh")
+    parser.add_argument("--depth", action="store_true",
+                        help="an RGB-D camera: the clip's aligned 16UC1 depth too, depth_topic set")
     parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="a node parameter (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks_node.json"))
@@ -185,6 +190,8 @@ def main(argv=None) -> None:
     outputs = ("joints", "mesh_indexed", "mesh") if args.rviz else ("joints", "mesh_indexed")
     wait_topic = "mesh_indexed"
     params = [f"device:={args.device}", "diagnostics_period_s:=0.25", *args.param]
+    if args.depth:
+        params.append(f"depth_topic:={DEFAULT_DEPTH_TOPIC}")
     node = subprocess.Popen(
         [sys.executable, "-m", "hand_mesh_ros.ros.main", "--image-topic", TOPICS[0],
          "--camera-info-topic", TOPICS[1], "--ros-args",
@@ -216,7 +223,8 @@ def main(argv=None) -> None:
     report = {
         "device": args.device,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "image": f"{args.size} rgb8, {'--image ' + args.image if args.image else 'rendered clip'}",
+        "image": f"{args.size} rgb8, {'--image ' + args.image if args.image else 'rendered clip'}"
+        + (", aligned 16UC1 depth" if args.depth else ""),
         "processes": "node | camera_stream | this subscriber",
         "subscribed": [f"/hand/{name}" for name in outputs],
         "node_parameters": params,
