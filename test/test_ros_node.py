@@ -421,6 +421,35 @@ def test_hand_points_lie_on_the_published_mesh_and_inflate_to_the_margin(ros):
         listener.destroy_node()
 
 
+@pytest.mark.skipif(not HANDS.is_dir(), reason="shared hand images not available")
+def test_detector_settings_changed_while_frames_flow_rebuild_mediapipe_between_frames(ros):
+    """max_hands rebuilds the mediapipe detector; the detect stage applies it between its
+    frames (the fit stage never sees a half-built detector); landmark following on and off."""
+    node, client = ros
+    ann = _annotations("RHD")[0]
+    rgb, K = read_image(HANDS / ann["image"]), np.array(ann["K"])
+    errors = node.stats.dropped["estimator_error"]
+    first_detector = node._estimator.detector
+    try:
+        for max_hands, search in ((1, 3), (2, 1)):
+            results = node.set_parameters([Parameter("max_hands", value=max_hands),
+                                           Parameter("palm_search_frames", value=search)])
+            assert all(r.successful for r in results), [r.reason for r in results]
+            _send(client, rgb, K)  # a new scene (searched), then a tracked stream of it
+            for _ in range(4):
+                stamp = _next_stamp()
+                client.publish_frame(rgb, K, stamp, FRAME_ID)
+                got = client.wait_for(stamp, TIMEOUT_S / 3)
+                assert len(got.messages["joints"].hands) == 1
+            assert node._estimator.config.max_hands == max_hands
+            assert node.tracker_config.palm_search_frames == search
+    finally:
+        node.set_parameters([Parameter("max_hands", value=2),
+                             Parameter("palm_search_frames", value=1)])
+    assert node._estimator.detector is not first_detector  # rebuilt
+    assert node.stats.dropped["estimator_error"] == errors
+
+
 def test_live_parameters_change_while_running_and_the_others_are_refused(ros):
     node, _ = ros
     before = node.config.warm_iterations
@@ -430,7 +459,7 @@ def test_live_parameters_change_while_running_and_the_others_are_refused(ros):
     assert not refused.successful and "read at configure" in refused.reason
     (out_of_range,) = node.set_parameters([Parameter("temporal_weight", value=-1.0)])
     assert not out_of_range.successful
-    node._apply_pending_configs()  # what the worker does before its next frame
+    node._apply_pending_configs()  # what the detect stage does before its next frame
     assert node.config.warm_iterations == before + 1
     assert node._estimator.config.warm_iterations == before + 1
     node.set_parameters([Parameter("warm_iterations", value=before)])
