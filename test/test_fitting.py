@@ -232,3 +232,15 @@ def test_finite_difference_jacobian_matches_forward_mode_autodiff(prior, K, dtyp
     scale = exact.abs().max()
     tolerance = 1e-6 if dtype == torch.float64 else 2e-3
     assert_close(fast / scale, exact / scale, atol=tolerance, what="Jacobian / max")
+
+
+def test_a_rejected_first_step_is_retried_even_with_patience_one():
+    """Patience 1 ends a fit after one calm iteration; an unchanged loss after the first step
+    (every hand rejected it) is an overshoot, not calm, so the fit goes on."""
+    from hand_mesh_ros.fitting.refine import RefineConfig, _Stopper
+
+    stop = _Stopper(RefineConfig(patience=1), batch=1)
+    assert not stop([10.0, 10.0])  # first step rejected: retry
+    assert stop([10.0, 10.0, 10.0])  # rejected again: calm
+    assert _Stopper(RefineConfig(patience=1), batch=1)([10.0, 9.99999])  # accepted, tiny
+    assert not _Stopper(RefineConfig(patience=1), batch=1)([10.0, 5.0])  # a real step

@@ -149,3 +149,18 @@ def test_pca_pose_and_hand_mean():
         pca(torch.zeros(1, 45, dtype=DT))
     with pytest.raises(ValueError, match="num_pca_comps"):
         HandModel(data, use_pca=True, num_pca_comps=13)
+
+
+def test_posing_under_inference_mode_first_does_not_break_later_gradients():
+    """The kinematic tree's levels are cached: nothing cached may be an inference tensor, or
+    every later autograd through the shape fails ("Inference tensors cannot be saved")."""
+    from hand_mesh_ros.handmodel import lbs
+    from hand_mesh_ros.handmodel.model import load_hand_model
+
+    model = load_hand_model("right")
+    lbs._tree_levels.cache_clear()  # the first posing below fills it, under inference mode
+    with torch.inference_mode():
+        model(pose=torch.zeros(1, 45))
+    shape = torch.zeros(1, 10, requires_grad=True)
+    model(shape=shape).vertices.square().sum().backward()
+    assert torch.isfinite(shape.grad).all() and shape.grad.abs().sum() > 0

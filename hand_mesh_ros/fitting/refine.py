@@ -165,12 +165,16 @@ def _silhouette_weight(cfg: RefineConfig, mask) -> float:
 
 
 class _Stopper:
-    """Early stopping on small relative (or, near zero, absolute) loss change."""
+    """Early stopping on small relative (or, near zero, absolute) loss change. A first LM step
+    that every hand rejected (the loss exactly unchanged: an overshoot, e.g. a fast-moving
+    tracked hand) is never calm: with patience 1 it would end the fit at its start."""
 
     def __init__(self, cfg: RefineConfig, batch: int):
         self.cfg, self.batch, self.calm = cfg, batch, 0
 
     def __call__(self, history: list[float]) -> bool:
+        if len(history) == 2 and history[1] == history[0]:
+            return False  # retried with more damping
         change = abs(history[-2] - history[-1])
         relative = change / max(abs(history[-2]), 1e-12)
         small = relative < self.cfg.rel_tol or change / self.batch < self.cfg.abs_tol

@@ -54,7 +54,9 @@ def _homogeneous(rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=16)
 def _tree_levels(parents: tuple[int, ...]):
     """Joints grouped by depth in the tree (root level first), each joint's parent index
-    (itself for a root) and whether it has one. ValueError unless parents precede children."""
+    (itself for a root) and whether it has one (1.0 / 0.0). Plain tuples: a cached tensor made
+    under ``torch.inference_mode`` could not take part in autograd later. ValueError unless
+    parents precede children."""
     depth: list[int] = []
     for j, p in enumerate(parents):
         if p >= j:
@@ -63,8 +65,8 @@ def _tree_levels(parents: tuple[int, ...]):
     order = tuple(
         tuple(j for j in range(len(parents)) if depth[j] == d) for d in range(max(depth) + 1)
     )
-    parent_of = torch.tensor([max(p, 0) if p >= 0 else j for j, p in enumerate(parents)])
-    has_parent = torch.tensor([p >= 0 for p in parents])
+    parent_of = tuple(p if p >= 0 else j for j, p in enumerate(parents))
+    has_parent = tuple(1.0 if p >= 0 else 0.0 for p in parents)
     return order, parent_of, has_parent
 
 
@@ -86,7 +88,8 @@ def batch_rigid_transform(
     if rot_mats.shape[-3] != len(parents) or joints.shape[-2] != len(parents):
         raise ValueError("rot_mats, joints and parents disagree on the number of joints")
     order, parent_of, has_parent = _tree_levels(parents)
-    rel_joints = joints - joints[:, parent_of] * has_parent.to(joints)[:, None]
+    has_parent = torch.tensor(has_parent, dtype=joints.dtype, device=joints.device)
+    rel_joints = joints - joints[:, list(parent_of)] * has_parent[:, None]
     local = _homogeneous(rot_mats, rel_joints)  # (B, J, 4, 4): child in parent's frame
     # one matrix product per depth of the tree (the root, then each finger level at once)
     done = local[:, list(order[0])]  # world transforms, in the order the levels computed them

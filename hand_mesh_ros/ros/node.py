@@ -260,7 +260,10 @@ class HandMeshNode(LifecycleNode):
         """Intrinsics from the frame's CameraInfo; None (assumed FOV) when none arrived yet."""
         # the image's own CameraInfo (the two topics race: wait briefly unless the camera's
         # intrinsics have been fixed), else the newest one
-        fixed_camera = self._unchanged_infos >= CAMERA_INFO_HISTORY
+        fixed_camera = (
+            self._unchanged_infos >= CAMERA_INFO_HISTORY
+            and self._last_intrinsics[:2] == (width, height)  # not a camera just resized
+        )
         wait_s = 0.0 if fixed_camera else CAMERA_INFO_WAIT_S
         info = self._camera_infos.get(stamp_ns(msg.header), wait_s=wait_s)
         if info is None:
