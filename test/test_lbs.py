@@ -158,7 +158,7 @@ def test_posing_under_inference_mode_first_does_not_break_later_gradients():
     from hand_mesh_ros.handmodel.model import load_hand_model
 
     model = load_hand_model("right")
-    lbs._tree_levels.cache_clear()  # the first posing below fills it, under inference mode
+    lbs._tree_plan.cache_clear()  # the first posing below fills it, under inference mode
     with torch.inference_mode():
         model(pose=torch.zeros(1, 45))
     shape = torch.zeros(1, 10, requires_grad=True)

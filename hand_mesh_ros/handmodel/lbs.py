@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -51,23 +52,43 @@ def _homogeneous(rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
     return torch.cat((top, bottom), dim=-2)
 
 
+@dataclass(frozen=True)
+class _TreePlan:
+    """How to pose one kinematic tree, worked out once per ``parents`` (plain Python: a
+    cached tensor made under ``torch.inference_mode`` could not take part in autograd later).
+    children / their_parents: the non-root joints and their parents; levels: per depth below
+    the roots, (its joints, the positions of their parents among the transforms computed so
+    far); order: each joint's position there."""
+
+    roots: tuple[int, ...]
+    children: tuple[int, ...]
+    their_parents: tuple[int, ...]
+    levels: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    order: tuple[int, ...]
+
+
 @functools.lru_cache(maxsize=16)
-def _tree_levels(parents: tuple[int, ...]):
-    """Joints grouped by depth in the tree (root level first), each joint's parent index
-    (itself for a root) and whether it has one (1.0 / 0.0). Plain tuples: a cached tensor made
-    under ``torch.inference_mode`` could not take part in autograd later. ValueError unless
-    parents precede children."""
+def _tree_plan(parents: tuple[int, ...]) -> _TreePlan:
+    """ValueError unless parents precede children."""
     depth: list[int] = []
     for j, p in enumerate(parents):
         if p >= j:
             raise ValueError(f"parent {p} of joint {j} must precede it")
         depth.append(0 if p < 0 else depth[p] + 1)
-    order = tuple(
-        tuple(j for j in range(len(parents)) if depth[j] == d) for d in range(max(depth) + 1)
+    by_depth = [[j for j in range(len(parents)) if depth[j] == d] for d in range(max(depth) + 1)]
+    position = {j: i for i, j in enumerate(by_depth[0])}
+    levels = []
+    for level in by_depth[1:]:
+        levels.append((tuple(level), tuple(position[parents[j]] for j in level)))
+        position.update({j: len(position) + i for i, j in enumerate(level)})
+    children = tuple(j for j, p in enumerate(parents) if p >= 0)
+    return _TreePlan(
+        roots=tuple(by_depth[0]),
+        children=children,
+        their_parents=tuple(parents[j] for j in children),
+        levels=tuple(levels),
+        order=tuple(position[j] for j in range(len(parents))),
     )
-    parent_of = tuple(p if p >= 0 else j for j, p in enumerate(parents))
-    has_parent = tuple(1.0 if p >= 0 else 0.0 for p in parents)
-    return order, parent_of, has_parent
 
 
 def batch_rigid_transform(
@@ -87,18 +108,15 @@ def batch_rigid_transform(
     parents = tuple(int(p) for p in parents)
     if rot_mats.shape[-3] != len(parents) or joints.shape[-2] != len(parents):
         raise ValueError("rot_mats, joints and parents disagree on the number of joints")
-    order, parent_of, has_parent = _tree_levels(parents)
-    has_parent = torch.tensor(has_parent, dtype=joints.dtype, device=joints.device)
-    rel_joints = joints - joints[:, list(parent_of)] * has_parent[:, None]
+    plan = _tree_plan(parents)
+    rel_joints = joints.clone()
+    rel_joints[:, plan.children] = joints[:, plan.children] - joints[:, plan.their_parents]
     local = _homogeneous(rot_mats, rel_joints)  # (B, J, 4, 4): child in parent's frame
-    # one matrix product per depth of the tree (the root, then each finger level at once)
-    done = local[:, list(order[0])]  # world transforms, in the order the levels computed them
-    position = {j: i for i, j in enumerate(order[0])}
-    for level in order[1:]:
-        parents_world = done[:, [position[parents[j]] for j in level]]
-        done = torch.cat((done, parents_world @ local[:, list(level)]), dim=1)
-        position.update({j: len(position) + i for i, j in enumerate(level)})
-    world_t = done[:, [position[j] for j in range(len(parents))]]
+    # one matrix product per depth of the tree (the roots, then each finger level at once)
+    done = local[:, plan.roots]  # world transforms, in the order the levels compute them
+    for level, parent_positions in plan.levels:
+        done = torch.cat((done, done[:, parent_positions] @ local[:, level]), dim=1)
+    world_t = done[:, plan.order]
     posed_joints = world_t[..., :3, 3]
     # Undo the rest placement: A_j = G_j @ [[I, -t_j], [0, 1]].
     shift = torch.einsum("bjrc,bjc->bjr", world_t[..., :3, :3], joints)

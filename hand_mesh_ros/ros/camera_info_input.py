@@ -16,9 +16,7 @@ from collections.abc import Callable
 
 from sensor_msgs.msg import CameraInfo
 
-from hand_mesh_ros.ros.image_qos import choose_reliability, image_qos_profile
-
-QOS_CHECK_PERIOD_S = 0.5  # auto: how often the publishers' reliability is re-read
+from hand_mesh_ros.ros.image_qos import QOS_CHECK_PERIOD_S, image_qos_profile, reliability_for
 
 
 class CameraInfoInput:
@@ -47,8 +45,7 @@ class CameraInfoInput:
         self.reliability = None
 
     def _resubscribe(self) -> None:
-        publishers = self._node.get_publishers_info_by_topic(self.topic)
-        wanted = choose_reliability(self._mode, [p.qos_profile.reliability for p in publishers])
+        wanted, _ = reliability_for(self._node, self.topic, self._mode)
         if wanted == self.reliability:
             return
         old = self._subscription

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from rclpy.event_handler import SubscriptionEventCallbacks
 from sensor_msgs.msg import CompressedImage, Image
 
-from hand_mesh_ros.ros.image_qos import choose_reliability, image_qos_profile
+from hand_mesh_ros.ros.image_qos import QOS_CHECK_PERIOD_S, image_qos_profile, reliability_for
 from hand_mesh_ros.ros.runtime import SequenceGaps, StreamCounts, WarningThrottle
 
-QOS_CHECK_PERIOD_S = 0.1  # image_qos auto: how often the publishers' reliability is re-read
 RETIRE_AFTER_S = 2.0  # an old subscription is dropped at the latest this long after the new one
 LOSS_REMEDY = (
     "large images across processes: subscribe reliable to a reliable camera (image_qos: auto "
@@ -77,8 +76,7 @@ class ImageInput:
         (or ``RETIRE_AFTER_S`` passed); frames heard by both are dropped as duplicates by their
         sequence numbers."""
         self._retire(force=time.monotonic() - self._since > RETIRE_AFTER_S)
-        publishers = self._node.get_publishers_info_by_topic(self.topic)
-        wanted = choose_reliability(self._mode, [p.qos_profile.reliability for p in publishers])
+        wanted, kinds = reliability_for(self._node, self.topic, self._mode)
         if wanted == self.reliability:
             return
         index = self._created = self._created + 1
@@ -96,7 +94,6 @@ class ImageInput:
             )
         )
         self.reliability, self._since = wanted, time.monotonic()
-        kinds = sorted({p.qos_profile.reliability.name.lower() for p in publishers})
         self._node.get_logger().info(
             f"image subscription on {self.topic}: {wanted} (publishers: {kinds or 'none'})"
         )

@@ -18,6 +18,15 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 IMAGE_QUEUE_DEPTH = 3  # frames DDS may hold for the image callback (the slot keeps one)
 RELIABLE, BEST_EFFORT = "reliable", "best_effort"
+QOS_CHECK_PERIOD_S = 0.1  # auto: how often the publishers' reliability is re-read
+
+
+def reliability_for(node, topic: str, mode: str) -> tuple[str, list[str]]:
+    """The reliability to subscribe ``topic`` with now (``choose_reliability`` over its
+    current publishers) and the publishers' own reliabilities (for logging)."""
+    publishers = node.get_publishers_info_by_topic(topic)
+    policies = [p.qos_profile.reliability for p in publishers]
+    return choose_reliability(mode, policies), sorted({p.name.lower() for p in policies})
 
 
 def choose_reliability(mode: str, publishers: Iterable[ReliabilityPolicy]) -> str:
