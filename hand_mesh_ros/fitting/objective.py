@@ -22,6 +22,7 @@ and silhouette term w_sil * mean over region pixels of (soft silhouette - target
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -145,13 +146,21 @@ _PAIRS = torch.triu_indices(21, 21, offset=1)  # (2, 210) keypoint pairs i < j
 _PAIR_DIFFERENCE = torch.zeros(_PAIRS.shape[1], 21).index_put_(
     (torch.arange(_PAIRS.shape[1]), _PAIRS[0]), torch.tensor(1.0)
 ).index_put_((torch.arange(_PAIRS.shape[1]), _PAIRS[1]), torch.tensor(-1.0))
+
+
+@functools.lru_cache(maxsize=8)
+def _pair_difference(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``_PAIR_DIFFERENCE`` in ``dtype`` on ``device`` (made once, not on every call)."""
+    with torch.inference_mode(False):  # a constant, never differentiated
+        return _PAIR_DIFFERENCE.to(dtype=dtype, device=device)
+
+
 SKELETON_SCALE = 10.0  # residual units: 0.1 of the wrist-middle MCP distance per unit
 
 
 def normalised_distances(keypoints_3d: torch.Tensor) -> torch.Tensor:
     """(B,21,3) -> (B,210) pairwise distances / wrist-to-middle-MCP distance."""
-    pairs = _PAIR_DIFFERENCE.to(keypoints_3d)
-    diff = pairs @ keypoints_3d  # (B, 210, 3)
+    diff = _pair_difference(keypoints_3d.dtype, keypoints_3d.device) @ keypoints_3d  # (B,210,3)
     dist = (diff.square().sum(-1) + 1e-12).sqrt()
     palm = (keypoints_3d[:, 0] - keypoints_3d[:, 9]).norm(dim=-1, keepdim=True).clamp_min(1e-6)
     return dist / palm
