@@ -121,7 +121,7 @@ def test_a_track_keeps_its_learned_size_when_the_depth_drops_out(clip, estimator
 def test_a_track_that_began_without_depth_is_sized_by_its_first_depth_frame(estimator):
     """Depth that starts late (a camera's depth stream coming up after its colour): the track
     is cold-started once on its first depth frame, same id, so the depth sizes the hand
-    (measured on this clip: 16-18 mm; warm-started, the depth only moves it: 24-28 mm)."""
+    (measured on this clip: 20-21 mm on the two RGB-only frames, then 14-16 mm with depth)."""
     model = load_hand_model("right")
     late = render_clip(model, PosePrior.from_model(model), 8, seed=3, focal=615.0,
                        depth_noise=DepthNoiseModel())
@@ -138,6 +138,6 @@ def test_a_track_that_began_without_depth_is_sized_by_its_first_depth_frame(esti
     rgb_errors = [camera_error_mm(h, f) for h, f in zip(hands[:2], late.frames, strict=False)]
     depth_errors = [camera_error_mm(h, f) for h, f in zip(hands[2:], late.frames[2:],
                                                           strict=True)]
-    assert min(rgb_errors) > 30, rgb_errors
-    assert np.median(depth_errors) < 21, depth_errors
+    assert np.median(depth_errors) < min(rgb_errors) - 3, (rgb_errors, depth_errors)
+    assert np.median(depth_errors) < 18, depth_errors
     assert tracker.tracks[0].depth_frames == len(late.frames) - 2

@@ -14,9 +14,12 @@ Loss per hand = sum(residuals^2) + silhouette term, with residuals
     depth (optional, an aligned depth image; ``depth.py``): sqrt(w_depth / N) * (z_point -
         z_observed) / DEPTH_UNIT_M over N fixed surface points of the hand
     3D shape of the skeleton (optional, e.g. mediapipe's metric "world" landmarks):
-        sqrt(w_3d) * (d_ij / d_0,9 - d'_ij / d'_0,9) over all keypoint pairs i < j, the
-        pairwise distances normalised by the wrist-middle MCP distance -- invariant to the
-        landmarks' rotation, position and scale, so only the articulation counts
+        sqrt(w_3d) * 10 * (d_ij / s - d'_ij / s') over all keypoint pairs i < j, the
+        pairwise distances normalised by the skeleton's RMS radius s (the root mean square
+        distance of its 21 keypoints from their centroid) -- invariant to the landmarks'
+        rotation, position and scale. Not by one bone: normalised by the wrist -> middle MCP
+        distance, whose length differs between skeleton conventions, the term pulled the
+        fitted hand's palm longer and its size smaller (docs/evaluation.md)
 and silhouette term w_sil * mean over region pixels of (soft silhouette - target mask)^2.
 """
 
@@ -155,15 +158,17 @@ def _pair_difference(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         return _PAIR_DIFFERENCE.to(dtype=dtype, device=device)
 
 
-SKELETON_SCALE = 10.0  # residual units: 0.1 of the wrist-middle MCP distance per unit
+SKELETON_SCALE = 10.0  # residual units: 0.1 of the skeleton's RMS radius per unit
 
 
 def normalised_distances(keypoints_3d: torch.Tensor) -> torch.Tensor:
-    """(B,21,3) -> (B,210) pairwise distances / wrist-to-middle-MCP distance."""
+    """(B,21,3) -> (B,210) pairwise distances / the skeleton's RMS radius (the root mean
+    square distance of the keypoints from their centroid: the whole skeleton's size)."""
     diff = _pair_difference(keypoints_3d.dtype, keypoints_3d.device) @ keypoints_3d  # (B,210,3)
     dist = (diff.square().sum(-1) + 1e-12).sqrt()
-    palm = (keypoints_3d[:, 0] - keypoints_3d[:, 9]).norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    return dist / palm
+    centred = keypoints_3d - keypoints_3d.mean(1, keepdim=True)
+    radius = centred.square().sum(-1).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)
+    return dist / radius
 
 
 def residuals(skeleton, x: torch.Tensor, targets: Targets, weights: Weights, prior):

@@ -52,9 +52,19 @@ class EstimatorConfig:
     # trained weights of the paper's 2D evidence estimator (ResNet + CPM); when given, its
     # heatmap keypoints replace mediapipe's (mediapipe still finds the hands)
     evidence_weights: str = setting("", "DHPE ResNet+CPM weights file for 2D keypoints; '' = none")
-    # mediapipe's "world" skeleton constrains finger articulation where 2D is ambiguous
+    # mediapipe's "world" skeleton constrains finger articulation where 2D is ambiguous; on
+    # the 194 real hands of shared/data/real3d (docs/evaluation.md) 0.001 / 0.002 / 0.0025 /
+    # 0.003 / 0.005 / 0.01 gave 2D 6.92 / 6.95 / 6.98 / 7.00 / 7.07 / 7.25 px and PA-MPJPE
+    # 10.42 / 9.54 / 9.38 / 9.33 / 9.23 / 9.33 mm (mediapipe's own: 7.02 px, 11.30 mm)
     skeleton_weight: float = setting(
-        0.1, "weight of the detector's 3D landmarks in refinement (0 = unused)",
+        0.0025, "weight of the detector's 3D landmarks in refinement (0 = unused)",
+        low=0.0, high=1e4, live=True,
+    )
+    # Eq. 13's silhouette self-rendered from a new hand's initial estimate (no mask is
+    # observed live): measured without effect on the real hands (+-0.02 px, +-0.02 mm) and
+    # on the rendered clip, at 3x a new hand's refinement cost; 1 = the paper's recipe
+    self_silhouette_weight: float = setting(
+        0.0, "new hands: weight of the silhouette self-rendered from the initial estimate",
         low=0.0, high=1e4, live=True,
     )
     # tracked hands: staying near the previous frame's fit damps detector jitter

@@ -269,11 +269,12 @@ class HandMeshEstimator:
                 warm: bool, depth=None):
         """Test-time refinement. Warm starts keep the track's shape (a person's hand does not
         change) unless the depth is used -- it measures the size -- and skip the self-rendered
-        silhouette, which would anchor the hand to the previous frame's. A warm start's depth
-        change is the hand's motion: the depth moves it rather than resizing it."""
+        silhouette (``self_silhouette_weight``: new hands only), which would anchor the hand
+        to the previous frame's. A warm start's depth change is the hand's motion: the depth
+        moves it rather than resizing it."""
         config = RefineConfig(
             iterations=iterations,
-            self_silhouette_weight=0.0 if warm else 1.0,
+            self_silhouette_weight=0.0 if warm else self.config.self_silhouette_weight,
             optimise_shape=not warm,
             skeleton_weight=self.config.skeleton_weight,
             temporal_weight=self.config.temporal_weight if warm else 0.0,
