@@ -137,3 +137,4 @@ MIDDLE_MCP_KEYPOINT = 9
 WRIST_KEYPOINT = 0
 
 SIDES: tuple[str, ...] = ("right", "left")
+OTHER_SIDE: dict[str, str] = {"left": "right", "right": "left"}

@@ -15,9 +15,9 @@ import numpy as np
 
 from hand_mesh_ros.datasets.sample import HandSample
 from hand_mesh_ros.handmodel.mirror import mirror_axis_angle
+from hand_mesh_ros.topology import OTHER_SIDE
 
 REFLECT_X = np.diag([-1.0, 1.0, 1.0])  # M: camera-frame reflection
-OTHER_SIDE = {"left": "right", "right": "left"}
 
 
 def flip_matrix(width: int) -> np.ndarray:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hand_mesh_ros.detect.types import Detection2D
-from hand_mesh_ros.topology import NUM_KEYPOINTS
+from hand_mesh_ros.topology import NUM_KEYPOINTS, OTHER_SIDE
 
 MEDIAPIPE_VERSION = "0.10.21"  # the version whose bundled models and behaviour were checked
 MODEL_COMPLEXITIES = (0, 1)  # 0: lite landmark model, 1: full landmark model
@@ -53,7 +53,6 @@ _INSTALL_HINT = f'pip install mediapipe=={MEDIAPIPE_VERSION} "protobuf<5" (it ne
 # MediaPipe's label names the side as seen in a mirrored image.
 _SWAPPED_SIDE = {"Left": "right", "Right": "left"}
 _SAME_SIDE = {"Left": "left", "Right": "right"}
-_OTHER_SIDE = {"left": "right", "right": "left"}
 # |chirality| from which the world landmarks decide the side (module doc for the measurements)
 CHIRALITY_MIN = 0.2
 
@@ -84,7 +83,7 @@ def physical_side(label_side: str, world_keypoints: np.ndarray | None, mirrored:
     if abs(c) < CHIRALITY_MIN:
         return label_side
     shown = "right" if c > 0 else "left"
-    return _OTHER_SIDE[shown] if mirrored else shown
+    return OTHER_SIDE[shown] if mirrored else shown
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,12 @@ from collections.abc import Callable
 
 from sensor_msgs.msg import CameraInfo
 
-from hand_mesh_ros.ros.image_qos import QOS_CHECK_PERIOD_S, image_qos_profile, reliability_for
+from hand_mesh_ros.ros.image_qos import (
+    image_qos_profile,
+    reliability_for,
+    start_qos_checks,
+    stop_qos_checks,
+)
 
 
 class CameraInfoInput:
@@ -31,14 +36,11 @@ class CameraInfoInput:
         self._timer = None
 
     def start(self) -> None:
-        self._resubscribe()
-        if self._mode == "auto":
-            self._timer = self._node.create_timer(QOS_CHECK_PERIOD_S, self._resubscribe)
+        self._timer = start_qos_checks(self._node, self._mode, self._resubscribe)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._node.destroy_timer(self._timer)
-            self._timer = None
+        stop_qos_checks(self._node, self._timer)
+        self._timer = None
         if self._subscription is not None:
             self._node.destroy_subscription(self._subscription)
             self._subscription = None

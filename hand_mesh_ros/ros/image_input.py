@@ -18,7 +18,12 @@ from collections.abc import Callable
 from rclpy.event_handler import SubscriptionEventCallbacks
 from sensor_msgs.msg import CompressedImage, Image
 
-from hand_mesh_ros.ros.image_qos import QOS_CHECK_PERIOD_S, image_qos_profile, reliability_for
+from hand_mesh_ros.ros.image_qos import (
+    image_qos_profile,
+    reliability_for,
+    start_qos_checks,
+    stop_qos_checks,
+)
 from hand_mesh_ros.ros.runtime import SequenceGaps, StreamCounts, WarningThrottle
 
 RETIRE_AFTER_S = 2.0  # an old subscription is dropped at the latest this long after the new one
@@ -57,14 +62,11 @@ class ImageInput:
         self._timer = None
 
     def start(self) -> None:
-        self._resubscribe()
-        if self._mode == "auto":
-            self._timer = self._node.create_timer(QOS_CHECK_PERIOD_S, self._resubscribe)
+        self._timer = start_qos_checks(self._node, self._mode, self._resubscribe)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._node.destroy_timer(self._timer)
-            self._timer = None
+        stop_qos_checks(self._node, self._timer)
+        self._timer = None
         for subscription in self._subscriptions:
             self._node.destroy_subscription(subscription)
         self._subscriptions = []

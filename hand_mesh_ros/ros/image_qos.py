@@ -21,6 +21,19 @@ RELIABLE, BEST_EFFORT = "reliable", "best_effort"
 QOS_CHECK_PERIOD_S = 0.1  # auto: how often the publishers' reliability is re-read
 
 
+def start_qos_checks(node, mode: str, resubscribe):
+    """Subscribe now (``resubscribe()``) and, in ``auto`` mode, re-check the publishers'
+    reliability every ``QOS_CHECK_PERIOD_S``; returns the timer (None when not auto)."""
+    resubscribe()
+    return node.create_timer(QOS_CHECK_PERIOD_S, resubscribe) if mode == "auto" else None
+
+
+def stop_qos_checks(node, timer) -> None:
+    """Stop the re-checks ``start_qos_checks`` started (``timer`` may be None)."""
+    if timer is not None:
+        node.destroy_timer(timer)
+
+
 def reliability_for(node, topic: str, mode: str) -> tuple[str, list[str]]:
     """The reliability to subscribe ``topic`` with now (``choose_reliability`` over its
     current publishers) and the publishers' own reliabilities (for logging)."""
