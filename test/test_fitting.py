@@ -202,7 +202,8 @@ def test_a_3d_skeleton_of_another_convention_does_not_stretch_the_fitted_palm(mo
     further out than the hand model's). The skeleton term compares distances normalised by
     the whole skeleton's size, so one displaced keypoint moves the fit little: normalised by
     the wrist -> middle MCP distance (before), this case stretched the palm-length shape
-    component to 1.6-2.4 SD and doubled the 2D error (0.28 -> 0.49 px)."""
+    component to 0.45-0.77 SD at the same weight (now -0.05..0.21 SD) and the 2D error was
+    0.40 instead of 0.27 px (at the old weight 0.1: 2.0-3.7 SD, 1.02 px)."""
     from hand_mesh_ros.pipeline.config import EstimatorConfig
 
     truth, out, kp2d = scene(model, prior, K, 4, seed=12)
