@@ -169,8 +169,11 @@ def estimate_sample(estimator, camera, sample: Sample) -> dict:
         depth = sample.occluded_depth if occluded else sample.depth
         detections = estimator.detect(image)
         for use_depth in (False, True):
-            kwargs = {"depth": depth} if use_depth else {}
-            result = estimator.estimate(image, camera, detections=detections, **kwargs)
+            if use_depth:  # the side the depth shows, as ``estimate`` does when it detects
+                found = estimator.sides_from_depth(detections, depth, camera)
+                result = estimator.estimate(image, camera, detections=found, depth=depth)
+            else:
+                result = estimator.estimate(image, camera, detections=detections)
             hand = nearest_hand(result, sample.keypoints_2d)
             mode = ("occluded_" if occluded else "") + ("rgbd" if use_depth else "rgb")
             out[mode] = None if hand is None else errors(hand, sample.keypoints_3d, sample.side)

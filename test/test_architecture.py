@@ -107,8 +107,10 @@ def _attribute_calls(path: Path, owner: str) -> set[str]:
 
 
 def test_the_tracker_only_detects_and_estimates():
+    """Per-frame evidence (2D hands, the side the depth shows) and fits come from the
+    estimator; the tracker adds only continuity."""
     calls = _attribute_calls(PACKAGE / "pipeline" / "tracker.py", "estimator")
-    assert calls == {"detect", "estimate"}
+    assert calls == {"detect", "sides_from_depth", "estimate"}
 
 
 def test_the_node_keeps_no_continuity_rules():

@@ -181,6 +181,24 @@ def test_an_occluder_in_front_of_the_hand_is_ignored(model, prior, K):
     assert error_behind < max(1.5 * error_clear, 0.003), (error_clear, error_behind)
 
 
+def test_a_hand_far_off_in_rgb_is_placed_by_a_depth_it_stands_out_in(model, prior, K):
+    """A foreshortened view can put the RGB estimate 1.4-2x too far: beyond SCALE_RANGE the
+    depth is still used where the hand stands out in front of its surroundings."""
+    truth, out, kp2d, depth = scene(model, prior, K, 1, seed=3)
+    init = scaled_about_camera(model, truth, 1.9)
+    config = RefineConfig(iterations=10, self_silhouette_weight=0.0)
+    fit = refine(model, init, K, kp2d, prior=prior, config=config, depth=depth)
+    assert fit.depth.status == (DEPTH_USED,)
+    assert fit.depth.scale.item() == pytest.approx(1 / 1.9, rel=0.03)
+    root = model(**fit.params.as_kwargs()).joints[:, 0]
+    assert (root - out.joints[:, 0]).norm() < 0.01
+    # the same depth with the hand's pixels replaced by the wall behind it (not the hand): no
+    # step around it, refused
+    flat = torch.full_like(depth, float(depth[0][depth[0] < WALL_M].median()))
+    refused = refine(model, init, K, kp2d, prior=prior, config=config, depth=flat)
+    assert refused.depth.status == (DEPTH_DISAGREES,)
+
+
 def test_depth_that_is_missing_or_not_the_hand_is_refused(model, prior, K):
     truth, out, kp2d, depth = scene(model, prior, K, 1, seed=6)
     config = RefineConfig(iterations=3, self_silhouette_weight=0.0)

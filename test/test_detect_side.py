@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hand_mesh_ros import load_hand_model
-from hand_mesh_ros.detect.mediapipe_hands import CHIRALITY_MIN, chirality, physical_side
+from hand_mesh_ros.chirality import CHIRALITY_MIN, chirality, physical_side
 from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.rotations import axis_angle_to_matrix
 

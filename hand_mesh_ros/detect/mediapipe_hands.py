@@ -44,8 +44,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hand_mesh_ros.chirality import physical_side
 from hand_mesh_ros.detect.types import Detection2D
-from hand_mesh_ros.topology import NUM_KEYPOINTS, OTHER_SIDE
+from hand_mesh_ros.topology import NUM_KEYPOINTS
 
 MEDIAPIPE_VERSION = "0.10.21"  # the version whose bundled models and behaviour were checked
 MODEL_COMPLEXITIES = (0, 1)  # 0: lite landmark model, 1: full landmark model
@@ -53,39 +54,6 @@ _INSTALL_HINT = f'pip install mediapipe=={MEDIAPIPE_VERSION} "protobuf<5" (it ne
 # MediaPipe's label names the side as seen in a mirrored image.
 _SWAPPED_SIDE = {"Left": "right", "Right": "left"}
 _SAME_SIDE = {"Left": "left", "Right": "right"}
-# |chirality| from which the world landmarks decide the side (module doc for the measurements)
-CHIRALITY_MIN = 0.2
-
-
-def chirality(world_keypoints: np.ndarray) -> float:
-    """How clearly (21, 3) landmarks in a camera-like frame (x right, y down, z forward) are a
-    right hand (> 0) or a left hand (< 0): the mean offset of the four fingertips from their
-    knuckles along the palm's normal (index MCP - wrist) x (little MCP - wrist), over the
-    wrist -> middle MCP length. Fingers bend towards the palm, which that normal points into
-    for a right hand and out of for a left one; a flat hand gives ~0 (no verdict)."""
-    k = np.asarray(world_keypoints, dtype=np.float64)
-    normal = np.cross(k[5] - k[0], k[17] - k[0])
-    palm = np.linalg.norm(k[9] - k[0])
-    size = np.linalg.norm(normal)
-    if palm < 1e-9 or size < 1e-12:
-        return 0.0
-    bend = (k[[8, 12, 16, 20]] - k[[5, 9, 13, 17]]) @ (normal / size)
-    return float(bend.mean() / palm)
-
-
-def physical_side(label_side: str, world_keypoints: np.ndarray | None, mirrored: bool) -> str:
-    """The hand's physical side: the one its world landmarks show where their chirality is
-    clear (their frame is the image's, so a mirrored image shows the other side), else the
-    label's (already the physical side)."""
-    if world_keypoints is None:
-        return label_side
-    c = chirality(world_keypoints)
-    if abs(c) < CHIRALITY_MIN:
-        return label_side
-    shown = "right" if c > 0 else "left"
-    return OTHER_SIDE[shown] if mirrored else shown
-
-
 @dataclass(frozen=True, kw_only=True)
 class MediapipeConfig:
     """Settings of ``MediapipeHandDetector``.

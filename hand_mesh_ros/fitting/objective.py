@@ -180,7 +180,7 @@ def residuals(skeleton, x: torch.Tensor, targets: Targets, weights: Weights, pri
     proj = project(keypoints, targets.k_roi)
     parts = [((proj - targets.keypoints) * targets.keypoint_scale[..., None]).flatten(1)]
     if depth is not None:
-        error = point_depths(points, depth.bary) - depth.observed
+        error = point_depths(points) - depth.observed
         parts.append(weights.depth**0.5 / DEPTH_UNIT_M * depth.scale * error)
     if targets.skeleton_shape is not None and weights.skeleton > 0:
         shape_error = normalised_distances(keypoints) - targets.skeleton_shape
@@ -299,7 +299,7 @@ def residual_jacobian_autodiff(skeleton, x, targets: Targets, weights: Weights, 
     shape_target = targets.skeleton_shape if targets.skeleton_shape is not None else placeholder
     anchor = targets.anchor if targets.anchor is not None else placeholder
     d = targets.depth
-    depth = (placeholder,) * 4 if d is None else (d.vertex_ids, d.bary, d.observed, d.scale)
+    depth = (placeholder,) * 3 if d is None else (d.vertex_ids, d.observed, d.scale)
     jac = torch.func.vmap(torch.func.jacfwd(one))
     return jac(
         x.detach(), targets.k_roi, targets.keypoints, targets.keypoint_scale, shape_target,

@@ -123,26 +123,27 @@ class RefineResult:
     depth_size_ratio: torch.Tensor | None = None
 
 
-def _placed(model, x: torch.Tensor, scale: torch.Tensor, placement: str) -> torch.Tensor:
+def _placed(x: torch.Tensor, scale: torch.Tensor, placement: str, model) -> torch.Tensor:
     """Packed parameters (B,61) of the hands placed by the depth's ``scale`` (B,): distance
     times ``scale``, and with placement "size" the size too (scaled about the camera centre:
-    the same image)."""
+    the same image; the packed root is the root joint, which moves along its ray)."""
     x = x.clone()
     if placement == "size":
-        shape = objective.unpack(model, x).shape
-        x[:, objective._SHAPE] = hand_size_of(model).scaled(shape, scale.to(x.dtype))
+        x[:, objective._SHAPE] = hand_size_of(model).scaled(x[:, objective._SHAPE],
+                                                            scale.to(x.dtype))
     x[:, -1] = x[:, -1] + scale.to(x.dtype).log()
     return x
 
 
-def _targets(model, init, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d):
-    dtype = init.pose.dtype
+def _targets(model, x_init, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d):
+    """The fit's ``objective.Targets``; x_init: (B,61) the packed initial hands."""
+    dtype = x_init.dtype
     k_roi = roi.intrinsics(K.to(dtype))
     target_mask = None
     if _silhouette_weight(cfg, mask) > 0:
         if mask is None:  # Eq. 13: self-rendered from the initial estimate
             with torch.no_grad():
-                vertices = model(**init.as_kwargs()).vertices
+                vertices = objective.evaluate(model, x_init)[0]
                 target_mask = rasterize(vertices, model.faces, k_roi, (roi.size, roi.size)).mask
             target_mask = target_mask.to(dtype)
         else:
@@ -305,16 +306,14 @@ def refine(
     weights = weights.to(init.pose.dtype)
     roi = roi or hand_roi(keypoints_2d, cfg.render_size, weights)
     observation = None
+    x0 = objective.pack(model, init)
     if depth is not None and cfg.depth_weight > 0:
-        x_init = objective.pack(model, init)
         with torch.no_grad():
-            vertices = objective.evaluate(model, x_init)[0]
+            vertices = objective.evaluate(model, x0)[0]
         observation = observe_depth(model, vertices, roi.intrinsics(K.to(vertices.dtype)), roi,
                                     depth)
-        init = objective.unpack(
-            model, _placed(model, x_init, observation.scale, cfg.depth_placement)
-        )
-    targets = _targets(model, init, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d)
+        x0 = _placed(x0, observation.scale, cfg.depth_placement, model)
+    targets = _targets(model, x0, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d)
     if observation is not None:
         targets = replace(targets, depth=observation.targets)
     loss_weights = objective.Weights(
@@ -327,7 +326,6 @@ def refine(
         temporal=cfg.temporal_weight,
         depth=cfg.depth_weight if observation is not None else 0.0,
     )
-    x0 = objective.pack(model, init)
     if cfg.temporal_weight > 0:
         targets = replace(targets, anchor=x0)
     run = _lm if cfg.method == "lm" else _adam

@@ -39,6 +39,7 @@ from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.handmodel.size import hand_size_of
 from hand_mesh_ros.nets.keypoint_regressor import load_keypoint_regressor
 from hand_mesh_ros.pipeline.config import EstimatorConfig
+from hand_mesh_ros.pipeline.depth_side import side_from_depth
 from hand_mesh_ros.pipeline.initialiser import ArticulationInit
 from hand_mesh_ros.pipeline.processing_frame import (
     HandBatch,
@@ -163,6 +164,22 @@ class HandMeshEstimator:
             found = self.evidence.refine_detections(image, found)
         return Detections(tuple(found), (time.perf_counter() - t0) * 1e3)
 
+    def sides_from_depth(self, detections: Detections, depth, camera=None) -> Detections:
+        """The detections with the side an aligned depth image shows where it is clear
+        (``depth_side.py``: the keypoints lifted by the depth, the detector's chirality rule);
+        unchanged when ``depth_weight`` is 0. depth: (H,W) metres (array or tensor, 0, NaN or
+        inf = no data) aligned to the image the detections are in; camera: its intrinsics
+        (None: ``estimate``'s assumed camera)."""
+        if self.config.depth_weight <= 0 or not detections.hands:
+            return detections
+        depth = depth.detach().cpu().numpy() if torch.is_tensor(depth) else np.asarray(depth)
+        h, w = depth.shape
+        camera = camera or CameraIntrinsics.assumed_for(w, h, self.config.horizontal_fov_deg)
+        K = camera.matrix(dtype=torch.float64).numpy()
+        hands = tuple(side_from_depth(d, depth, K, self.config.mirrored_input)
+                      for d in detections.hands)
+        return replace(detections, hands=hands)
+
     def estimate(
         self,
         image: np.ndarray,
@@ -176,7 +193,8 @@ class HandMeshEstimator:
 
         depth: (H,W) metres aligned to the image (0, NaN or inf = no data), or None for RGB
             only; another size raises ValueError.
-        detections: this image's ``detect`` result (detected here when None).
+        detections: this image's ``detect`` result, its sides used as given (None: detected
+            here, with the sides the depth shows where it is given: ``sides_from_depth``).
         warm: per detection, that hand's previous estimate to refine from, or None for a cold
             start; all cold when None.
         Returns the valid hands in detection order with ``track_id`` = detection index;
@@ -186,7 +204,10 @@ class HandMeshEstimator:
         h, w = image.shape[:2]
         camera = camera or CameraIntrinsics.assumed_for(w, h, self.config.horizontal_fov_deg)
         depth_map = None if depth is None else as_depth_tensor(depth, (h, w), self.device)
-        detections = detections if detections is not None else self.detect(image)
+        if detections is None:
+            detections = self.detect(image)
+            if depth_map is not None:
+                detections = self.sides_from_depth(detections, depth_map, camera)
         found = detections.hands
         warm = list(warm) if warm is not None else [None] * len(found)
         if len(warm) != len(found):

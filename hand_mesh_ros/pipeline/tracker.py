@@ -160,6 +160,8 @@ class HandTracker:
     ) -> FrameResult:
         """All hands of the next frame from its ``detect`` result (``update``'s arguments)."""
         self._apply_stream_rules(stamp, image.shape[:2])
+        if depth is not None:  # the side the depth shows votes (a new track takes it)
+            detections = self.estimator.sides_from_depth(detections, depth, camera)
         matched = match_tracks(self.tracks, detections.hands)
         sides, warm, owner = [], [], []
         for i, det in enumerate(detections.hands):
