@@ -23,7 +23,7 @@ The JSON schema (one object per image or video frame; keys may be added, never r
      "timings_ms": {stage: float}}
 
 ``depth`` is ``pipeline/types.py``'s ``HandDepth``: ``status`` "used" or why the depth was
-not used, ``valid_fraction`` of the hand's rendered pixels with a valid depth,
+not used, ``valid_fraction`` of the hand's observation cells with a valid depth,
 ``residual_mm`` the median |observed - fitted surface depth| (null when unused), ``scale``
 the size correction the depth implied. Keypoint order is ``topology.py``'s; pixel centres are
 at integer coordinates. Non-finite numbers (which JSON cannot hold) are written as null.

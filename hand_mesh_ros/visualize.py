@@ -7,21 +7,12 @@ import numpy as np
 import torch
 
 from hand_mesh_ros.render import rasterize
+from hand_mesh_ros.render.geometry import vertex_normals
 from hand_mesh_ros.topology import KEYPOINT_PARENTS, TIP_KEYPOINTS
 
 SIDE_COLORS = {"right": (80, 160, 255), "left": (255, 150, 60)}  # RGB
 LIGHT_DIRECTION = (0.3, -0.4, -1.0)  # towards the light, camera frame (from behind the camera)
 FINGER_COLORS = ((230, 60, 60), (240, 200, 40), (60, 200, 80), (60, 170, 240), (200, 80, 220))
-
-
-def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals. vertices (B,V,3), faces (F,3) -> (B,V,3)."""
-    tri = vertices[:, faces]  # (B,F,3,3)
-    face_n = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
-    normals = torch.zeros_like(vertices)
-    for corner in range(3):
-        normals.index_add_(1, faces[:, corner], face_n)
-    return torch.nn.functional.normalize(normals, dim=-1)
 
 
 def shade_mesh(

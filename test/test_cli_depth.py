@@ -80,11 +80,12 @@ def _wrist_error_mm(hand: dict, truth_m: np.ndarray) -> float:
 
 
 def _check_depth_used(hand: dict, truth_m: np.ndarray) -> None:
-    """The hand was fitted to a clean, aligned depth: used, nearly every rendered pixel has
-    depth, the fitted surface lies on it, and the wrist is where it truly is."""
+    """The hand was fitted to a clean, aligned depth: used, nearly all of the hand has depth,
+    the fitted surface lies on it, and the wrist is where it truly is."""
     assert hand["depth_used"] is True, hand["depth"]
     assert hand["depth"]["status"] == "used"
-    assert hand["depth"]["valid_fraction"] > 0.9, hand["depth"]
+    # the observation grid's cells at the hand's outline read what lies past it: here holes
+    assert hand["depth"]["valid_fraction"] > 0.8, hand["depth"]
     assert hand["depth"]["residual_mm"] < 5.0, hand["depth"]  # read with the wrong scale: m off
     assert 0.8 < hand["depth"]["scale"] < 1.25, hand["depth"]
     assert _wrist_error_mm(hand, truth_m) < 15.0, hand["keypoints_3d"][0]

@@ -20,6 +20,7 @@ from std_msgs.msg import Header
 
 from hand_mesh_ros.handmodel.mesh_checks import signed_volume
 from hand_mesh_ros.handmodel.model import load_hand_model
+from hand_mesh_ros.render.geometry import vertex_normals as torch_vertex_normals
 from hand_mesh_ros.ros import point_cloud
 from hand_mesh_ros.ros.point_cloud import (
     CLOUD_DTYPE,
@@ -36,7 +37,6 @@ from hand_mesh_ros.surface_points import (
     sample_surface,
     vertex_normals,
 )
-from hand_mesh_ros.visualize import vertex_normals as torch_vertex_normals
 
 if HAVE_SENSOR_MSGS_PY:
     from sensor_msgs_py import point_cloud2 as pc2

@@ -36,8 +36,8 @@ from hand_mesh_ros.datasets.mirror import mirror_sample
 from hand_mesh_ros.datasets.sample import HandSample
 from hand_mesh_ros.datasets.shading import shade, skin_albedo
 from hand_mesh_ros.render import rasterize
+from hand_mesh_ros.render.geometry import vertex_normals
 from hand_mesh_ros.synthetic.scenes import SceneConfig, sample_scene_params
-from hand_mesh_ros.visualize import vertex_normals
 
 _SEED_BITS = 63
 

@@ -310,8 +310,7 @@ def refine(
     if depth is not None and cfg.depth_weight > 0:
         with torch.no_grad():
             vertices = objective.evaluate(model, x0)[0]
-        observation = observe_depth(model, vertices, roi.intrinsics(K.to(vertices.dtype)), roi,
-                                    depth)
+        observation = observe_depth(model, vertices, K, roi, depth)
         x0 = _placed(x0, observation.scale, cfg.depth_placement, model)
     targets = _targets(model, x0, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d)
     if observation is not None:

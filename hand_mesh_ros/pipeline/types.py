@@ -78,9 +78,10 @@ class HandDepth:
     """How one hand's fit used the aligned depth image.
 
     used: the observed depth placed and refined the hand; status: ``DEPTH_USED`` or why not
-    (``DEPTH_TOO_FEW``, ``DEPTH_DISAGREES``); valid_fraction: fraction of the hand's rendered
-    pixels with a valid observed depth; residual_mm: median |observed - fitted surface depth|
-    over those pixels after the fit, mm (nan when unused); scale: the size correction the
+    (``DEPTH_TOO_FEW``, ``DEPTH_DISAGREES``); valid_fraction: fraction of the hand's
+    observation cells (``fitting/depth.py``: the grid cells its front-facing vertices fall in)
+    with a valid observed depth; residual_mm: median |observed - fitted surface depth| over
+    its depth points after the fit, mm (nan when unused); scale: the size correction the
     depth still implies after the fit (1 = the fitted size agrees with the depth);
     measured_shape: (10,) the fitted shape with that correction -- this frame's measurement
     of the hand's shape (None when unused).

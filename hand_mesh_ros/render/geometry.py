@@ -1,5 +1,6 @@
-"""Small triangle geometry for the backends: the 2D cross product of screen vectors
-(``cross2``) and which faces of a closed mesh face the camera (``front_facing``)."""
+"""Small triangle geometry: the 2D cross product of screen vectors (``cross2``), which faces
+of a closed mesh face the camera (``front_facing``) and its vertex normals
+(``vertex_normals``)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,13 @@ def front_facing(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     tri = vertices[:, faces]  # (B, F, 3, 3)
     normal = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
     return (normal * tri[:, :, 0]).sum(-1) < 0
+
+
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Area-weighted unit vertex normals. vertices (B,V,3), faces (F,3) -> (B,V,3)."""
+    tri = vertices[:, faces]  # (B,F,3,3)
+    face_n = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
+    normals = torch.zeros_like(vertices)
+    for corner in range(3):
+        normals.index_add_(1, faces[:, corner], face_n)
+    return torch.nn.functional.normalize(normals, dim=-1)

@@ -151,7 +151,7 @@ class DepthInput:
                 if self._throttle.ready("depth_rejected"):
                     self._node.get_logger().warning(
                         f"the depth of a {hand.side} hand was not used: {hand.depth.status} "
-                        f"(valid depth on {hand.depth.valid_fraction:.0%} of its pixels); "
+                        f"(valid depth on {hand.depth.valid_fraction:.0%} of it); "
                         "placed from the image alone"
                     )
 
