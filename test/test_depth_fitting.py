@@ -20,6 +20,7 @@ from hand_mesh_ros.fitting.depth import (
     crop_depth,
     observe_depth,
 )
+from hand_mesh_ros.fitting.roi import HandRoi
 from hand_mesh_ros.hand_params import HandParams
 from hand_mesh_ros.handmodel.prior import PosePrior
 from hand_mesh_ros.handmodel.size import HandSize
@@ -71,8 +72,12 @@ def test_depth_input_marks_missing_data_and_rejects_another_size():
     raw = np.array([[0.5, 0.0, np.nan], [np.inf, -1.0, 2.0]], dtype=np.float64)
     d = as_depth_tensor(raw, (2, 3), "cpu")
     assert d.dtype == torch.float32
-    assert d[0, 0] == 0.5 and d[1, 2] == 2.0
-    assert torch.isnan(d[[0, 0, 1, 1], [1, 2, 0, 1]]).all()
+    # read at every pixel (a region of 1 px per cell over the whole 2 x 3 image, padded)
+    roi = HandRoi(torch.tensor([[1.0, 1.0]]), torch.tensor([3.0]), 3)
+    read = crop_depth(d[None], roi)[0]  # v = 0..2, u = 0..2 (pixel (r, c) at u = c, v = r)
+    assert torch.isnan(read[2]).all()  # below the image
+    assert read[0, 0] == 0.5 and read[1, 2] == 2.0
+    assert torch.isnan(read[[0, 0, 1, 1], [1, 2, 0, 1]]).all()  # 0, NaN, inf, negative
     with pytest.raises(ValueError, match=r"\(2, 4\)"):
         as_depth_tensor(raw, (2, 4), "cpu")
 

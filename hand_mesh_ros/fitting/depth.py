@@ -6,7 +6,8 @@ vertex, ``vertex_zbuffer``); the observed depth is read at the cell centres (nea
 pixel). Read at each cell vertex's own pixel instead, single frames were as accurate (15.5
 mm) but the tracked right clip 14.0 mm instead of 11.4 (a vertex at the silhouette's edge reads
 the edge's holes and the misregistered background); on exact depth the cell-centre reading
-leaves a few mm of placement error (the vertex sits anywhere in its cell; test: < 5 mm). Over the cells covered by the hand with a valid observation:
+leaves a few mm of placement error (the vertex sits anywhere in its cell; test: < 5 mm).
+Over the cells covered by the hand with a valid observation:
 1. placement -- scaling the hand by s about the camera centre leaves its image unchanged and
    multiplies its depth by s, so s = median(observed / rendered), robust to holes, background
    at the edges and occluders (a second median over the cells within the gate of the
@@ -79,23 +80,24 @@ MIN_RING_FRACTION = 0.1
 
 
 def as_depth_tensor(depth, shape: tuple[int, int], device) -> torch.Tensor:
-    """An (H, W) depth map in metres -> float32 tensor with NaN where there is no data (0,
-    negative, NaN, inf). Raises ValueError when its size is not the image's ``shape``."""
+    """An (H, W) depth map in metres -> float32 tensor (no copy for a float32 array on the
+    CPU); 0, negative, NaN and inf stay as they are and mean no data (``crop_depth`` reads
+    them as NaN: a pass over the whole image cost ~1 ms, 5 ms under the benchmark's load).
+    Raises ValueError when its size is not the image's ``shape``."""
     d = torch.as_tensor(depth, device=device)
     if d.dim() != 2 or tuple(d.shape) != tuple(shape):
         raise ValueError(
             f"depth must be (H, W) = {tuple(shape)} metres aligned to the image, "
             f"got shape {tuple(d.shape)}"
         )
-    d = d.to(torch.float32)
-    return torch.where(torch.isfinite(d) & (d > 0), d, torch.full_like(d, math.nan))
+    return d.to(torch.float32)
 
 
 def crop_depth(depth: torch.Tensor, roi: HandRoi) -> torch.Tensor:
     """Observed depth at the region's render pixel centres (nearest image pixel).
 
-    depth: (B, H, W) metres (NaN = none), in the processing frame; -> (B, S, S), NaN outside
-    the image."""
+    depth: (B, H, W) metres (0, negative, NaN or inf = none), in the processing frame; ->
+    (B, S, S), NaN where there is none or outside the image."""
     b, h, w = depth.shape
     n = roi.size
     grid = (torch.arange(n, dtype=roi.centre.dtype, device=depth.device) + 0.5) / n - 0.5
@@ -104,7 +106,8 @@ def crop_depth(depth: torch.Tensor, roi: HandRoi) -> torch.Tensor:
     inside = ((v >= 0) & (v < h))[:, :, None] & ((u >= 0) & (u < w))[:, None, :]
     flat = (v.clamp(0, h - 1)[:, :, None] * w + u.clamp(0, w - 1)[:, None, :]).flatten(1)
     values = torch.gather(depth.flatten(1), 1, flat).view(b, n, n)
-    return torch.where(inside, values, torch.full_like(values, math.nan))
+    valid = inside & torch.isfinite(values) & (values > 0)
+    return torch.where(valid, values, torch.full_like(values, math.nan))
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def observe_depth(model, vertices: torch.Tensor, K: torch.Tensor, roi: HandRoi,
 
     vertices: (B, V, 3) initial meshes, processing frame; K: (3,3) or (B,3,3) the image's
     intrinsics; roi: the hands' render regions; depth: (B, H, W) metres in the processing
-    frame (NaN = none)."""
+    frame (0, negative, NaN or inf = none)."""
     b = vertices.shape[0]
     grid = replace(roi, size=OBSERVATION_GRID)
     with torch.no_grad():

@@ -294,7 +294,7 @@ def refine(
     self-rendered from ``init``; prior: a PosePrior or None; roi: the hand region to render
     (default: around the weighted keypoints); skeleton3d: (B,21,3) a 3D skeleton in any
     frame and scale (e.g. mediapipe's world landmarks) whose articulation is matched with
-    ``skeleton_weight``; depth: (B,H,W) metres, NaN = no data, aligned to the image the
+    ``skeleton_weight``; depth: (B,H,W) metres, 0, NaN or inf = no data, aligned to the image the
     keypoints are in (``depth.as_depth_tensor``): places and sizes each hand, then adds the
     depth term with ``depth_weight``. Works under ``torch.no_grad`` (gradients are
     enabled inside), not under ``torch.inference_mode``.

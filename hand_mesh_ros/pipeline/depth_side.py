@@ -35,13 +35,17 @@ def keypoint_depths(depth: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """(H,W) metres (NaN, 0 or inf = none), (21,2) pixels -> (21,) the median valid depth in
     each keypoint's window, NaN where there is none."""
     h, w = depth.shape
-    r = LIFT_WINDOW_PX
+    offsets = np.arange(-LIFT_WINDOW_PX, LIFT_WINDOW_PX + 1)
+    centre = np.round(keypoints).astype(np.int64)
+    u = centre[:, 0, None, None] + offsets[None, None, :]  # (21,1,n)
+    v = centre[:, 1, None, None] + offsets[None, :, None]  # (21,n,1)
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    values = depth[np.clip(v, 0, h - 1), np.clip(u, 0, w - 1)].astype(np.float64)  # (21,n,n)
+    values = np.where(inside & np.isfinite(values) & (values > 0), values, np.nan)
+    flat = values.reshape(len(keypoints), -1)
     out = np.full(len(keypoints), np.nan)
-    for j, (u, v) in enumerate(np.round(keypoints).astype(np.int64)):
-        window = depth[max(v - r, 0) : max(v + r + 1, 0), max(u - r, 0) : max(u + r + 1, 0)]
-        valid = window[np.isfinite(window) & (window > 0)]
-        if valid.size:
-            out[j] = np.median(valid)
+    some = np.isfinite(flat).any(1)
+    out[some] = np.nanmedian(flat[some], axis=1)
     return out
 
 

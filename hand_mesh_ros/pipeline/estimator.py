@@ -248,7 +248,7 @@ class HandMeshEstimator:
 
     def _fit_batch(self, image, camera, side: str, found, warm, depth, clock: _StageClock):
         """Fit hands of one fitting model (``side``'s) as one batch; depth: (H,W) tensor
-        (NaN = no data) or None."""
+        (0, NaN or inf = no data) or None."""
         mirror = self.hand_models.mirrored_left
         model = self.hand_models.fitting_model(side)
         batch = prepare_batch(found, camera, image.shape[1], self.device, mirror_left=mirror)

@@ -92,8 +92,9 @@ def prepare_batch(
 
 
 def processing_depth(batch: HandBatch, depth: torch.Tensor) -> torch.Tensor:
-    """(H,W) depth (metres, NaN = none) -> (B,H,W) each hand's depth in its processing frame:
-    mirrored hands see it mirrored (u -> W - 1 - u; depth is unchanged by the x-mirror)."""
+    """(H,W) depth (metres, 0, NaN or inf = none) -> (B,H,W) each hand's depth in its
+    processing frame: mirrored hands see it mirrored (u -> W - 1 - u; depth is unchanged by
+    the x-mirror)."""
     mirrored = batch.mirrored_hands.to(depth.device)
     if not bool(mirrored.any()):  # no copy: every hand reads the image's own depth
         return depth.expand(len(mirrored), *depth.shape)
