@@ -60,7 +60,9 @@ DEPTH_UNIT_M = 0.005  # residual unit: ~ one render pixel of a hand region at ar
 # 16.9 -> 15.8 mm median, wrist 13.1 -> 12.4 mm)
 GATE_NEAR_M = 0.02
 GATE_FAR_M = 0.05
-OBSERVATION_GRID = 32  # cells a side of the vertex z-buffer over the hand's render region
+# cells a side of the vertex z-buffer over the hand's render region (48: single frames 15.4
+# instead of 15.7 mm, the tracked right clip 14.6 instead of 11.4; docs/depth.md)
+OBSERVATION_GRID = 32
 MAX_POINTS = 64  # surface points per hand in the depth term (256: ~2x the Jacobian cost)
 MIN_POINTS = 20
 MIN_VALID_FRACTION = 0.2  # of the hand's observation cells with a valid observed depth
