@@ -16,22 +16,22 @@ Over the cells covered by the hand with a valid observation:
    (a fixed point of the surface) and its observed depth.
 Measured on the benchmark (``benchmarks/bench_depth.py``) against the hard-rasterized mesh at
 64 px with each pixel's nearest face vertex as its point: camera-frame error 16.3 -> 15.7 mm
-(single frames), occluded 30.0 -> 28.9 mm, tracked right clip 12.6 -> 12.4 mm, at ~2 ms less
+(single frames), occluded 30.0 -> 28.9 mm, tracked right clip 12.6 -> 11.4 mm, at ~2 ms less
 per frame (the rasterizer's fixed cost); without the front-facing test (back vertices win
 the cells that no front vertex falls in) 16.3 mm. Points on a face's nearest vertex instead
 of the face (barycentrics) were as accurate at 1/3 of the skinning in the Jacobian.
 Refinement residual per point: sqrt(w_depth / N) * (z_point - z_observed) / DEPTH_UNIT_M, a
 point-to-surface distance along the viewing ray, differentiable w.r.t. pose, shape, rotation
 and position and smooth (the points are fixed on the mesh), so the Levenberg-Marquardt
-Jacobian covers it. It is truncated by construction, one-sided: pixels whose observation is
+Jacobian covers it. It is truncated by construction, one-sided: cells whose observation is
 more than ``GATE_NEAR_M`` nearer than the placed hand (an object in the hand, the other hand,
 a finger in front) or ``GATE_FAR_M`` farther (background seen past an edge) are not points.
 
-Validity per hand: too few valid pixels (< ``MIN_VALID_FRACTION`` of the hand's, or fewer than
+Validity per hand: too few valid cells (< ``MIN_VALID_FRACTION`` of the hand's, or fewer than
 ``MIN_POINTS`` inliers) -> ``DEPTH_TOO_FEW``; a size change outside ``SCALE_RANGE`` (real adult
 and child hands differ from the mean hand by far less) unless the observed hand stands out in
 front of its surroundings (then up to ``WIDE_SCALE_RANGE``: the RGB estimate of a
-foreshortened hand can be that far off), or too few pixels agreeing with the placed surface
+foreshortened hand can be that far off), or too few cells agreeing with the placed surface
 (``MIN_INLIER_FRACTION``) -> ``DEPTH_DISAGREES`` (not aligned, or not the hand).
 Either way the hand is fitted from RGB alone.
 """
@@ -74,10 +74,10 @@ SCALE_RANGE = (0.7, 1.4)  # plausible size corrections of the mean-sized RGB est
 # aligned (a wall where the image has the hand) has no depth step around the hand
 WIDE_SCALE_RANGE = (0.33, 3.0)
 RING_PX = (1, 4)  # the ring around the hand's silhouette: from 1 to 4 grid cells out
-RING_STEP_M = 0.03  # a ring pixel is behind the hand when this much farther than its median
-# of the ring's valid pixels; the hands of the benchmark that need the wide range have 0.15
-# of theirs behind (a wrong RGB silhouette), those that stand in front of a wall 0.8-0.99, a
-# wall where the image has the hand 0
+RING_STEP_M = 0.03  # a ring cell is behind the hand when this much farther than its median
+# of the ring's valid cells (measured with the 64 px raster before the grid): the hands of the
+# benchmark that need the wide range have 0.15 of theirs behind (a wrong RGB silhouette),
+# those in front of a wall 0.8-0.99, a wall where the image has the hand 0
 MIN_RING_FRACTION = 0.1
 
 
