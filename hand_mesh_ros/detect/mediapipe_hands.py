@@ -54,6 +54,8 @@ _INSTALL_HINT = f'pip install mediapipe=={MEDIAPIPE_VERSION} "protobuf<5" (it ne
 # MediaPipe's label names the side as seen in a mirrored image.
 _SWAPPED_SIDE = {"Left": "right", "Right": "left"}
 _SAME_SIDE = {"Left": "left", "Right": "right"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class MediapipeConfig:
     """Settings of ``MediapipeHandDetector``.

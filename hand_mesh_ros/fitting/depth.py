@@ -2,7 +2,7 @@
 
 Observation (``observe_depth``): the initial hand's front-facing vertices are z-buffered on a
 coarse grid over its render region (``OBSERVATION_GRID`` cells a side: per cell the nearest
-vertex, ``vertex_zbuffer``); the observed depth is read at the cell centres (nearest image
+vertex, ``render/vertices.py``); the observed depth is read at the cell centres (nearest image
 pixel). Read at each cell vertex's own pixel instead, single frames were as accurate (15.5
 mm) but the tracked right clip 14.0 mm instead of 11.4 (a vertex at the silhouette's edge reads
 the edge's holes and the misregistered background); on exact depth the cell-centre reading
@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from hand_mesh_ros.fitting.roi import HandRoi
-from hand_mesh_ros.render.geometry import vertex_normals
+from hand_mesh_ros.render.vertices import VertexZBuffer, vertex_zbuffer
 
 DEPTH_USED = "used"
 DEPTH_NONE = "no depth given"
@@ -156,42 +156,6 @@ def _within_gate(difference: torch.Tensor) -> torch.Tensor:
     return (difference > -GATE_NEAR_M) & (difference < GATE_FAR_M)
 
 
-@dataclass(frozen=True)
-class VertexZBuffer:
-    """The front-most front-facing vertex per cell of a (S, S) grid: depth (B,S,S) metres (0
-    where none), mask (B,S,S) bool, vertex (B,S,S) long (0 where none)."""
-
-    depth: torch.Tensor
-    mask: torch.Tensor
-    vertex: torch.Tensor
-
-
-_EMPTY_KEY = torch.iinfo(torch.int64).max
-
-
-def vertex_zbuffer(model, vertices: torch.Tensor, k_grid: torch.Tensor, size: int
-                   ) -> VertexZBuffer:
-    """z-buffer of the vertices whose outward normal faces the camera, on the size x size grid
-    that ``k_grid`` (B,3,3) projects onto (cell (r, c) centred at u = c, v = r). vertices:
-    (B, V, 3) camera frame, the model's faces counter-clockwise seen from outside."""
-    b, v, _ = vertices.shape
-    facing = (vertex_normals(vertices, model.faces) * vertices).sum(-1) < 0
-    p = vertices @ k_grid.to(vertices.dtype).transpose(1, 2)
-    uv = (p[..., :2] / p[..., 2:3].clamp_min(1e-9)).round().long()
-    inside = facing & (p[..., 2] > 0) & (uv >= 0).all(-1) & (uv < size).all(-1)
-    cell = uv[..., 1].clamp(0, size - 1) * size + uv[..., 0].clamp(0, size - 1)
-    cell = cell + torch.arange(b, device=cell.device)[:, None] * size * size
-    # key = float32 bits of the depth (positive floats order like their bits) << 32 | vertex
-    bits = p[..., 2].float().view(torch.int32).long()
-    key = (bits << 32) | torch.arange(v, device=cell.device)[None]
-    best = torch.full((b * size * size,), _EMPTY_KEY, dtype=torch.long, device=cell.device)
-    best.scatter_reduce_(0, cell[inside], key[inside], reduce="amin")
-    mask = best != _EMPTY_KEY
-    vertex = torch.where(mask, best & 0xFFFFFFFF, torch.zeros_like(best))
-    depth = torch.where(mask, best >> 32, torch.zeros_like(best)).int().view(torch.float32)
-    return VertexZBuffer(*(t.view(b, size, size) for t in (depth, mask, vertex)))
-
-
 def observe_depth(model, vertices: torch.Tensor, K: torch.Tensor, roi: HandRoi,
                   depth: torch.Tensor) -> DepthObservation:
     """Placement and depth-term targets for B initial hands (module docstring).
@@ -202,7 +166,7 @@ def observe_depth(model, vertices: torch.Tensor, K: torch.Tensor, roi: HandRoi,
     b = vertices.shape[0]
     grid = replace(roi, size=OBSERVATION_GRID)
     with torch.no_grad():
-        zbuffer = vertex_zbuffer(model, vertices, grid.intrinsics(K.to(vertices.dtype)),
+        zbuffer = vertex_zbuffer(vertices, model.faces, grid.intrinsics(K.to(vertices.dtype)),
                                  grid.size)
     observed_grid = crop_depth(depth, grid)
     observed = observed_grid.flatten(1)  # (B,P)

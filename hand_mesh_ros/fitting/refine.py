@@ -123,7 +123,7 @@ class RefineResult:
     depth_size_ratio: torch.Tensor | None = None
 
 
-def _placed(x: torch.Tensor, scale: torch.Tensor, placement: str, model) -> torch.Tensor:
+def _placed(model, x: torch.Tensor, scale: torch.Tensor, placement: str) -> torch.Tensor:
     """Packed parameters (B,61) of the hands placed by the depth's ``scale`` (B,): distance
     times ``scale``, and with placement "size" the size too (scaled about the camera centre:
     the same image; the packed root is the root joint, which moves along its ray)."""
@@ -294,9 +294,9 @@ def refine(
     self-rendered from ``init``; prior: a PosePrior or None; roi: the hand region to render
     (default: around the weighted keypoints); skeleton3d: (B,21,3) a 3D skeleton in any
     frame and scale (e.g. mediapipe's world landmarks) whose articulation is matched with
-    ``skeleton_weight``; depth: (B,H,W) metres, 0, NaN or inf = no data, aligned to the image the
-    keypoints are in (``depth.as_depth_tensor``): places and sizes each hand, then adds the
-    depth term with ``depth_weight``. Works under ``torch.no_grad`` (gradients are
+    ``skeleton_weight``; depth: (B,H,W) metres (0, NaN or inf = no data) aligned to the
+    image the keypoints are in (``depth.as_depth_tensor``): places and sizes each hand, then
+    adds the depth term with ``depth_weight``. Works under ``torch.no_grad`` (gradients are
     enabled inside), not under ``torch.inference_mode``.
     """
     cfg = config or RefineConfig()
@@ -311,7 +311,7 @@ def refine(
         with torch.no_grad():
             vertices = objective.evaluate(model, x0)[0]
         observation = observe_depth(model, vertices, K, roi, depth)
-        x0 = _placed(x0, observation.scale, cfg.depth_placement, model)
+        x0 = _placed(model, x0, observation.scale, cfg.depth_placement)
     targets = _targets(model, x0, K, keypoints_2d, weights, mask, roi, cfg, skeleton3d)
     if observation is not None:
         targets = replace(targets, depth=observation.targets)

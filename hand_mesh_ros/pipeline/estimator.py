@@ -207,7 +207,7 @@ class HandMeshEstimator:
         if detections is None:
             detections = self.detect(image)
             if depth_map is not None:
-                detections = self.sides_from_depth(detections, depth_map, camera)
+                detections = self.sides_from_depth(detections, depth, camera)
         found = detections.hands
         warm = list(warm) if warm is not None else [None] * len(found)
         if len(warm) != len(found):

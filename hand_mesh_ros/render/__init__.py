@@ -11,8 +11,9 @@ Method, module layout, costs and measured timings: ``docs/renderer.md``.
 Layout (each module imports only those below it): ``front`` (the two functions, backend
 choice) -> backends ``soft`` (torch silhouette), ``hard`` (torch z-buffer),
 ``pytorch3d_backend`` -> low modules ``backends`` (names, choice rule), ``result``
-(RasterResult, colors, assembly), ``geometry`` (cross2, front_facing), ``pairs`` (screen
-faces, candidate pairs, validation).
+(RasterResult, colors, assembly), ``geometry`` (cross2, front_facing, vertex_normals),
+``pairs`` (screen faces, candidate pairs, validation), ``zkey`` (the z-buffer key). Beside
+them ``vertices``: a z-buffer of a mesh's front-facing vertices on a coarse grid.
 """
 
 from hand_mesh_ros.render.front import DEFAULT_SIGMA, rasterize, render_silhouette

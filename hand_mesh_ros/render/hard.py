@@ -31,10 +31,9 @@ from hand_mesh_ros.render.pairs import (
     screen_faces,
 )
 from hand_mesh_ros.render.result import RasterResult, assemble
+from hand_mesh_ros.render.zkey import EMPTY_KEY, depth_keys, key_items
 
 DEGENERATE_AREA = 1e-9  # px^2 (twice the signed area); thinner faces cover no pixel
-_EMPTY_KEY = torch.iinfo(torch.int64).max
-_ITEM_BITS = 32  # low bits of the z-buffer key hold the flattened face item b * F + f
 
 
 def screen_barycentrics(point: torch.Tensor, tri: torch.Tensor):
@@ -63,16 +62,16 @@ def perspective_correct(screen_bary: torch.Tensor, tri_z: torch.Tensor):
 
 
 def _zbuffer(screen: ScreenFaces, max_pairs: int) -> torch.Tensor:
-    """(B*H*W,) int64 keys of the nearest covering face per pixel (_EMPTY_KEY if none)."""
+    """(B*H*W,) int64 keys (``zkey.py``; items: the flattened face b * F + f) of the nearest
+    covering face per pixel (EMPTY_KEY if none)."""
     num_pixels = screen.batch * screen.height * screen.width
-    key = torch.full((num_pixels,), _EMPTY_KEY, dtype=torch.long, device=screen.tri_uv.device)
+    key = torch.full((num_pixels,), EMPTY_KEY, dtype=torch.long, device=screen.tri_uv.device)
     tri_uv, tri_z = screen.tri_uv.detach(), screen.tri_z.detach()
     for chunk in iter_pair_chunks(candidate_boxes(screen, 0.0), max_pairs):
         bary, ok = screen_barycentrics(pixel_centres(chunk, tri_uv.dtype), tri_uv[chunk.item])
         covered = ok & (bary >= 0).all(dim=-1)
         _, depth = perspective_correct(bary, tri_z[chunk.item])
-        bits = depth.float().view(torch.int32).long()
-        pair_key = (bits << _ITEM_BITS) | chunk.item
+        pair_key = depth_keys(depth, chunk.item)
         pixel = chunk.pixel_index(screen.num_faces, screen.height, screen.width)
         key.scatter_reduce_(0, pixel[covered], pair_key[covered], reduce="amin")
     return key
@@ -91,8 +90,8 @@ def rasterize_torch(
     ``front.rasterize``. Faces with a vertex at z <= ``pairs.NEAR_PLANE`` are culled."""
     screen = screen_faces(vertices, faces, K, image_size)
     key = _zbuffer(screen, max_pairs)
-    covered = key != _EMPTY_KEY
-    item = key[covered] & ((1 << _ITEM_BITS) - 1)
+    covered = key != EMPTY_KEY
+    item = key_items(key[covered])
     pixel = torch.nonzero(covered, as_tuple=False).squeeze(1)
     col = pixel % screen.width
     row = torch.div(pixel, screen.width, rounding_mode="floor") % screen.height
