@@ -12,7 +12,13 @@ from hand_mesh_ros.camera import intrinsics_matrix, project
 from hand_mesh_ros.chirality import CHIRALITY_MIN, chirality
 from hand_mesh_ros.detect.types import Detection2D
 from hand_mesh_ros.handmodel.prior import PosePrior
-from hand_mesh_ros.pipeline.depth_side import MIN_LIFTED, lift_keypoints, side_from_depth
+from hand_mesh_ros.pipeline.depth_side import (
+    MIN_LIFTED,
+    _row_nanmedians,
+    lift_keypoints,
+    pixel_rays,
+    side_from_depth,
+)
 from hand_mesh_ros.render import rasterize
 
 IMAGE_SIZE = (240, 320)
@@ -85,3 +91,23 @@ def test_the_estimator_takes_the_depths_side_for_the_hands_it_detects():
                 assert estimator.sides_from_depth(found, d, camera).hands[0].side == expected
         finally:
             estimator.close()
+
+
+def test_pixel_rays_invert_a_pinhole_camera_with_skew():
+    k = np.array([[512.0, 3.5, 301.2], [0.0, 498.0, 243.7], [0.0, 0.0, 1.0]])
+    points = np.array([[0.12, -0.05, 0.4], [-0.2, 0.1, 0.9], [0.0, 0.0, 0.5]])
+    pixels = (points @ k.T)[:, :2] / points[:, 2:]
+    np.testing.assert_allclose(pixel_rays(pixels, k) * points[:, 2:], points, atol=1e-12)
+
+
+def test_row_medians_of_the_finite_values_are_numpys_nanmedian():
+    rng = np.random.default_rng(3)
+    for holes in (0.0, 0.3, 0.9):
+        values = rng.random((21, 25))
+        values[rng.random(values.shape) < holes] = np.nan
+        values[0] = np.nan  # a keypoint without any depth
+        values[1, 1:] = np.nan  # ... with one
+        expected = np.full(21, np.nan)
+        some = np.isfinite(values).any(1)
+        expected[some] = np.nanmedian(values[some], axis=1)
+        np.testing.assert_allclose(_row_nanmedians(values), expected, rtol=0, atol=0)

@@ -164,3 +164,25 @@ def test_posing_under_inference_mode_first_does_not_break_later_gradients():
     shape = torch.zeros(1, 10, requires_grad=True)
     model(shape=shape).vertices.square().sum().backward()
     assert torch.isfinite(shape.grad).all() and shape.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("with_posedirs", [False, True])
+def test_the_skeleton_skins_chosen_vertices_per_hand_or_per_group_of_hands(with_posedirs):
+    from hand_mesh_ros.handmodel.skeleton import KeypointSkeleton
+
+    model = HandModel(_synthetic_data(posedirs=with_posedirs), dtype=DT)
+    skeleton = KeypointSkeleton(model)
+    generator = torch.Generator().manual_seed(4)
+    pose = torch.randn(6, 45, dtype=DT, generator=generator) * 0.5
+    shape = torch.randn(6, 10, dtype=DT, generator=generator)
+    full = model(pose=pose, shape=shape).vertices  # (6, V, 3)
+    ids = torch.randint(0, full.shape[1], (6, 7), generator=generator)
+    _, points = skeleton(pose, shape, ids)
+    assert_close(points, torch.gather(full, 1, ids[..., None].expand(-1, -1, 3)), atol=1e-12)
+    groups = ids[::3]  # hands 0-2 share row 0, hands 3-5 row 1 (a hand's probes)
+    _, grouped = skeleton(pose, shape, groups)
+    per_hand = groups.repeat_interleave(3, dim=0)
+    assert_close(grouped, torch.gather(full, 1, per_hand[..., None].expand(-1, -1, 3)),
+                 atol=1e-12)
+    with pytest.raises(ValueError, match="do not divide"):
+        skeleton(pose, shape, ids[:4])

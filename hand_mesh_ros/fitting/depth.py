@@ -117,7 +117,7 @@ def crop_depth(depth: torch.Tensor, roi: HandRoi) -> torch.Tensor:
 class DepthTargets:
     """The depth term's fixed surface points, N per hand (padding has zero weight).
 
-    vertex_ids (B, N) long: each point's mesh vertex; observed
+    vertex_ids (B, N) long: each point's mesh vertex (or (G, N) after ``repeat``); observed
     (B, N) metres; scale (B, N) = sqrt(1 / n_valid) for the hand's valid points, 0 otherwise
     (the weight and DEPTH_UNIT_M are applied in the objective)."""
 
@@ -126,9 +126,11 @@ class DepthTargets:
     scale: torch.Tensor
 
     def repeat(self, k: int) -> DepthTargets:
-        """Every hand repeated k times (hand-major), for the perturbed Jacobian copies."""
-        return DepthTargets(*(t.repeat_interleave(k, dim=0) for t in (
-            self.vertex_ids, self.observed, self.scale)))
+        """Every hand repeated k times (hand-major), for the perturbed Jacobian copies; the
+        vertex ids stay one row per hand (the skeleton skins each hand's points for all its
+        copies at once: ``KeypointSkeleton.forward``)."""
+        return DepthTargets(self.vertex_ids, *(t.repeat_interleave(k, dim=0) for t in (
+            self.observed, self.scale)))
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ def evaluate_keypoints(skeleton, x: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_points(skeleton, x: torch.Tensor, vertex_ids: torch.Tensor | None = None):
-    """Camera-frame (B,21,3) keypoints and, with vertex_ids (B,N), (B,N,3) those vertices
+    """Camera-frame (B,21,3) keypoints and, with vertex_ids (B,N) -- or (G,N), a row per G
+    consecutive groups of hands (``KeypointSkeleton.forward``) -- (B,N,3) those vertices
     (None without), skinning only them."""
     if vertex_ids is None:
         local, vertices = skeleton(x[:, :NUM_POSE], x[:, _SHAPE]), None

@@ -334,12 +334,13 @@ def refine(
                                  depth_used)
     params = objective.unpack(model, x)
     with torch.no_grad():
-        _, keypoints, _ = objective.evaluate(model, x)
+        vertices, keypoints, _ = objective.evaluate(model, x)
         distance = (project(keypoints, K.to(x.dtype)) - keypoints_2d).norm(dim=-1)
         kp_err = (weights * distance).sum(-1) / weights.sum(-1).clamp_min(1e-9)
         depth_residual = depth_size = None
-        if observation is not None:
-            _, points = objective.evaluate_points(skeleton, x, observation.targets.vertex_ids)
+        if observation is not None:  # the depth points of the fitted mesh
+            ids = observation.targets.vertex_ids
+            points = torch.gather(vertices, 1, ids[..., None].expand(-1, -1, 3))
             depth_residual = residual_mm(points, observation.targets)
             depth_size = size_ratio(points, observation.targets)
     return RefineResult(
