@@ -141,3 +141,25 @@ def test_a_track_that_began_without_depth_is_sized_by_its_first_depth_frame(esti
     assert np.median(depth_errors) < min(rgb_errors) - 3, (rgb_errors, depth_errors)
     assert np.median(depth_errors) < 18, depth_errors
     assert tracker.tracks[0].depth_frames == len(late.frames) - 2
+
+
+def test_rgbd_frames_make_no_numpy_lapack_call(clip, estimator, monkeypatch):
+    """After a LAPACK call numpy's OpenBLAS workers spin: one per frame (the side step's
+    np.linalg.solve) kept a whole core busy and halved the node's rate on 2 cores
+    (docs/ros.md). The per-frame path -- a new hand and a tracked one -- stays clear of it."""
+    calls = []
+
+    def refuse(name):
+        def call(*args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f"np.linalg.{name} in the per-frame path")
+        return call
+
+    for name in ("solve", "inv", "pinv", "lstsq", "svd", "eig", "eigh", "det", "qr", "cholesky"):
+        monkeypatch.setattr(np.linalg, name, refuse(name))
+    camera = CameraIntrinsics.from_matrix(clip.K)
+    tracker = HandTracker(estimator)
+    for i, frame in enumerate(clip.frames[:3]):
+        result = tracker.update(frame.image, camera, stamp=i * FRAME_PERIOD_S, depth=frame.depth)
+        assert len(result.hands) == 1 and result.hands[0].depth_used
+    assert calls == []
