@@ -285,6 +285,7 @@ def refine(
     roi: HandRoi | None = None,
     skeleton3d: torch.Tensor | None = None,
     depth: torch.Tensor | None = None,
+    keypoint_skeleton: KeypointSkeleton | None = None,
 ) -> RefineResult:
     """Refine ``init`` against 2D keypoints and a silhouette (Eq. 13).
 
@@ -296,8 +297,10 @@ def refine(
     frame and scale (e.g. mediapipe's world landmarks) whose articulation is matched with
     ``skeleton_weight``; depth: (B,H,W) metres (0, NaN or inf = no data) aligned to the
     image the keypoints are in (``depth.as_depth_tensor``): places and sizes each hand, then
-    adds the depth term with ``depth_weight``. Works under ``torch.no_grad`` (gradients are
-    enabled inside), not under ``torch.inference_mode``.
+    adds the depth term with ``depth_weight``; keypoint_skeleton: ``model``'s
+    ``KeypointSkeleton`` when the caller keeps one (a video pipeline: made once, not per
+    frame; built here when None). Works under ``torch.no_grad`` (gradients are enabled
+    inside), not under ``torch.inference_mode``.
     """
     cfg = config or RefineConfig()
     weights = keypoint_weights
@@ -328,7 +331,7 @@ def refine(
     if cfg.temporal_weight > 0:
         targets = replace(targets, anchor=x0)
     run = _lm if cfg.method == "lm" else _adam
-    skeleton = KeypointSkeleton(model)
+    skeleton = keypoint_skeleton if keypoint_skeleton is not None else KeypointSkeleton(model)
     depth_used = None if observation is None else observation.used
     x, final_loss, history = run(model, skeleton, x0, targets, loss_weights, prior, cfg,
                                  depth_used)
