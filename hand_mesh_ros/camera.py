@@ -22,6 +22,7 @@ normalisation), so zeros put the hand's centre in the middle of the crop.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from hand_mesh_ros.rotations import quaternion_to_matrix
@@ -84,6 +85,18 @@ def backproject(pixels: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> t
     x = (pixels[..., 0] - k[:, 0, 2, None]) / k[:, 0, 0, None]
     y = (pixels[..., 1] - k[:, 1, 2, None]) / k[:, 1, 1, None]
     return torch.stack((x * depth, y * depth, depth), dim=-1)
+
+
+def pixel_rays(pixels: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(N,2) pixels, (3,3) pinhole K (upper triangular: fx, skew, cx / fy, cy / 0 0 1) ->
+    (N,3) their rays scaled to z = 1, by back-substitution. Not ``np.linalg.solve``: after
+    each LAPACK call numpy's OpenBLAS workers spin, and at 30 calls per second that kept a
+    whole core busy (2.0 CPU-s per wall-s against 0.1; in the node that core was the fit's
+    and mediapipe's on a 2-core machine: docs/ros.md). NumPy, for the per-frame CPU steps
+    (``pipeline/depth_side.py``); ``backproject`` is the batched torch inverse of ``project``."""
+    y = (pixels[:, 1] - K[1, 2]) / K[1, 1]
+    x = (pixels[:, 0] - K[0, 2] - K[0, 1] * y) / K[0, 0]
+    return np.stack((x, y, np.ones_like(x)), axis=1)
 
 
 def crop_camera_parts(cam: torch.Tensor, crop_size: int = CROP_SIZE):

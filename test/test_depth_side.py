@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hand_mesh_ros import load_hand_model
-from hand_mesh_ros.camera import intrinsics_matrix, project
+from hand_mesh_ros.camera import intrinsics_matrix, pixel_rays, project
 from hand_mesh_ros.chirality import CHIRALITY_MIN, chirality
 from hand_mesh_ros.detect.types import Detection2D
 from hand_mesh_ros.handmodel.prior import PosePrior
@@ -16,7 +16,6 @@ from hand_mesh_ros.pipeline.depth_side import (
     MIN_LIFTED,
     _row_nanmedians,
     lift_keypoints,
-    pixel_rays,
     side_from_depth,
 )
 from hand_mesh_ros.render import rasterize

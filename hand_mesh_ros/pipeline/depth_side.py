@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from hand_mesh_ros.camera import pixel_rays
 from hand_mesh_ros.chirality import physical_side
 from hand_mesh_ros.detect.types import Detection2D
 
@@ -29,17 +30,6 @@ LIFT_WINDOW_PX = 2  # the (2r+1)^2 window around each keypoint's pixel
 # benchmark's hands: 0.886 / 0.898 / 0.904 (occluded: 0.625 / 0.677 / 0.667)
 LIFT_GATE_M = 0.08
 MIN_LIFTED = 12
-
-
-def pixel_rays(pixels: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """(N,2) pixels, (3,3) pinhole K (upper triangular: fx, skew, cx / fy, cy / 0 0 1) ->
-    (N,3) their rays scaled to z = 1, by back-substitution. Not ``np.linalg.solve``: after
-    each LAPACK call numpy's OpenBLAS workers spin, and at 30 calls per second that kept a
-    whole core busy (2.0 CPU-s per wall-s against 0.1; in the node that core was the fit's
-    and mediapipe's on a 2-core machine: docs/ros.md)."""
-    y = (pixels[:, 1] - K[1, 2]) / K[1, 1]
-    x = (pixels[:, 0] - K[0, 2] - K[0, 1] * y) / K[0, 0]
-    return np.stack((x, y, np.ones_like(x)), axis=1)
 
 
 def keypoint_depths(depth: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
